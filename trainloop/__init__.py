@@ -1,0 +1,1 @@
+"""The shared training loop: mesh and sharding, jitted step, optimisers, checkpoints, metrics."""
