@@ -42,7 +42,9 @@ def make_schedule(opt: ml_collections.ConfigDict, num_steps: int) -> optax.Sched
     peak = float(opt.lr)
     if opt.schedule == "constant":
         return optax.constant_schedule(peak)
-    warmup = int(round(opt.warmup_fraction * num_steps)) if opt.warmup_fraction else opt.warmup_steps
+    warmup = (
+        int(round(opt.warmup_fraction * num_steps)) if opt.warmup_fraction else opt.warmup_steps
+    )
     warmup = max(0, min(int(warmup), num_steps))
     end = peak * float(opt.end_lr_fraction)
     decay_steps = max(1, num_steps - warmup)
@@ -80,7 +82,9 @@ def make_optimizer(
         chain.append(optax.clip_by_global_norm(float(opt.clip_norm)))
     if opt.name == "adamw":
         chain.append(
-            optax.adamw(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps, weight_decay=wd, mask=decay_mask)
+            optax.adamw(
+                schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps, weight_decay=wd, mask=decay_mask
+            )
         )
     elif opt.name == "adam":
         if wd:

@@ -1,0 +1,138 @@
+"""Trains any task of the suite: `python scripts/train.py --config=configs/X.py:args --workdir=W`.
+
+Overrides: `--config.optimizer.lr=3e-4 --config.num_steps=2000`. Running the same command again resumes
+from the latest checkpoint in W. Multi-host (TPU pods, multi-node GPU): pass `--multihost` (or set
+TRAIN_MULTIHOST=1) on every host so `jax.distributed.initialize()` runs before any other JAX call.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from trainloop.config_util import ConfigError, check_choice  # noqa: E402
+
+# Task name -> "module:factory"; each factory maps a config to a trainloop.task.Task.
+TASKS = {
+    "linear_regression": "linear_tf.task:make_task",
+    "lm": "simplified_tf.tasks:make_lm_task",
+    "mlm": "simplified_tf.tasks:make_mlm_task",
+}
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config file (path.py:args).", lock_config=True
+)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Output directory (metrics, checkpoints, config.json)."
+)
+_MULTIHOST = flags.DEFINE_bool(
+    "multihost",
+    os.environ.get("TRAIN_MULTIHOST", "") not in ("", "0"),
+    "Call jax.distributed.initialize() first (set on every host of a multi-host launch).",
+)
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def make_task(config):
+    """Builds the Task named by `config.task`."""
+    check_choice("task", config.task, TASKS)
+    module, factory = TASKS[config.task].split(":")
+    return getattr(importlib.import_module(module), factory)(config)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    import jax
+
+    if _MULTIHOST.value:
+        jax.distributed.initialize()
+    import flax
+    import optax
+
+    from trainloop.train import NonFiniteError, train_and_evaluate
+
+    logging.info(
+        "jax %s, flax %s, optax %s; process %d/%d; %d local / %d global devices: %s",
+        jax.__version__, flax.__version__, optax.__version__, jax.process_index(),
+        jax.process_count(), jax.local_device_count(), jax.device_count(), jax.devices(),
+    )  # fmt: skip
+    config = _CONFIG.value
+    try:
+        task = make_task(config)
+        result = train_and_evaluate(config, _WORKDIR.value, task)
+    except (ConfigError, NonFiniteError) as e:
+        print(f"\nError: {e}", file=sys.stderr)
+        sys.exit(2 if isinstance(e, ConfigError) else 3)
+    if result.interrupted:
+        print(
+            f"Interrupted at step {result.step}; checkpoint saved in {_WORKDIR.value}/checkpoints. "
+            "Rerun the same command to resume.",
+            file=sys.stderr,
+        )
+        sys.exit(128 + (result.signal or 0))
+    if jax.process_index() == 0:
+        print(f"Finished at step {result.step}. Metrics: {_WORKDIR.value}/metrics.jsonl")
+        for name, metrics in (
+            ("train", result.last_train_metrics),
+            ("eval", result.last_eval_metrics),
+        ):
+            if metrics:
+                print(f"  {name}: " + ", ".join(f"{k}={v:.5g}" for k, v in sorted(metrics.items())))
+
+
+def _die(message: str):
+    print(f"Error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _config_keys(argv) -> list[str]:
+    """All dotted keys of the config named by --config (to list valid choices in errors)."""
+    import importlib.util
+
+    spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+    if spec is None:
+        return []
+    path, _, arg = spec.partition(":")
+    module_spec = importlib.util.spec_from_file_location("_config_module", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    config = module.get_config(arg) if arg else module.get_config()
+
+    def walk(node, prefix):
+        for key, value in node.items():
+            if hasattr(value, "items"):
+                yield from walk(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}"
+
+    return sorted(walk(config, ""))
+
+
+def _parse_flags(argv):
+    """absl flag parsing with one-paragraph errors instead of tracebacks for bad configs."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        if "ConfigError: " in str(e):  # from get_config; config_flags wraps it with a traceback
+            _die(str(e).rsplit("ConfigError: ", 1)[1].strip())
+        _die(f"{e}\nUsage: {argv[0]} --config=configs/<name>.py[:key=value,...] --workdir=DIR")
+    except (AttributeError, KeyError) as e:
+        valid = _config_keys(argv)
+        bad = [a.split("=", 1)[0][len("--config.") :] for a in argv if a.startswith("--config.")]
+        bad = [k for k in bad if k not in valid] or [str(e).strip("\"'")]
+        _die(f"Unknown config key(s) {bad}. Valid keys: {', '.join(valid)}.")
+
+
+def run():
+    app.run(main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,340 @@
+"""`train_and_evaluate`: the one training loop every task of the suite runs through.
+
+The loop owns the mesh, sharded initialisation, the jitted step (donated state, optional gradient
+accumulation), evaluation, metrics, checkpoints, resumption and clean interruption. Per-step randomness
+is `fold_in(key, step)`, and host batches are pure functions of the step, so a resumed run repeats an
+uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+
+from trainloop import mesh as mesh_lib
+from trainloop.checkpoint import Checkpoints, structure_signature
+from trainloop.config_util import ConfigError
+from trainloop.metrics import MetricsWriter
+from trainloop.optim import global_norm, make_optimizer
+from trainloop.progress import Progress
+from trainloop.task import Task
+
+NONFINITE_WHAT = {1: "train/loss", 2: "train/grad_norm"}
+
+
+class NonFiniteError(FloatingPointError):
+    """Raised when the loss or gradients become NaN/Inf; the last good checkpoint is kept."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    step: int
+    state: dict  # {"step", "params", "opt_state", ...} on device
+    interrupted: bool = False
+    signal: int | None = None
+    last_train_metrics: dict | None = None
+    last_eval_metrics: dict | None = None
+
+
+def _check_workdir(workdir: str) -> None:
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        probe = os.path.join(workdir, f".write_probe_{os.getpid()}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise ConfigError(
+            f"Workdir {workdir!r} is not writable ({e.strerror}). Pass a --workdir you can write to."
+        ) from None
+
+
+def _write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
+    """Writes config.json; an existing different one is kept as config.<n>.json, never overwritten."""
+    if jax.process_index() != 0:
+        return
+    path = os.path.join(workdir, "config.json")
+    text = config.to_json_best_effort(indent=2, sort_keys=True) + "\n"
+    if os.path.exists(path):
+        with open(path) as f:
+            if f.read() == text:
+                return
+        n = 1
+        while os.path.exists(os.path.join(workdir, f"config.{n}.json")):
+            n += 1
+        os.replace(path, os.path.join(workdir, f"config.{n}.json"))
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def make_train_step(task: Task, tx, schedule, config, mesh, step_key, data_key):
+    """The pure train step `(state, batch) -> (state, metrics)`; jitted by the caller."""
+    accum = int(config.grad_accum_steps)
+    batch_sharding = mesh_lib.batch_sharding(mesh)
+
+    def grads_of(params, batch, rng):
+        (loss, aux), grads = jax.value_and_grad(task.loss, has_aux=True)(params, batch, rng)
+        return loss, dict(aux), grads
+
+    def step_fn(state, batch):
+        step = state["step"]
+        rng = jax.random.fold_in(step_key, step)
+        if task.device_batch is not None:
+            batch = task.device_batch(jax.random.fold_in(data_key, step))
+            batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+        params = state["params"]
+        if accum == 1:
+            loss, aux, grads = grads_of(params, batch, rng)
+        else:
+            # Microbatch i takes rows i, i+accum, ... so every device holds a share of each one.
+            def split(x):
+                x = x.reshape((x.shape[0] // accum, accum) + x.shape[1:])
+                return jnp.swapaxes(x, 0, 1)
+
+            micro = jax.tree_util.tree_map(split, batch)
+
+            def body(carry, inputs):
+                i, mb = inputs
+                loss, aux, grads = grads_of(params, mb, jax.random.fold_in(rng, i))
+                return jax.tree_util.tree_map(jnp.add, carry, (loss, aux, grads)), None
+
+            zeros = jax.eval_shape(
+                grads_of, params, jax.tree_util.tree_map(lambda x: x[0], micro), rng
+            )
+            zeros = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), zeros)
+            total, _ = jax.lax.scan(body, zeros, (jnp.arange(accum), micro))
+            loss, aux, grads = jax.tree_util.tree_map(lambda x: x / accum, total)
+            if "num_tokens" in aux:
+                aux["num_tokens"] = aux["num_tokens"] * accum
+        updates, opt_state = tx.update(grads, state["opt_state"], params)
+        new_params = jax.tree_util.tree_map(lambda p, u: p + u.astype(p.dtype), params, updates)
+        grad_norm = global_norm(grads)
+        bad = jnp.where(~jnp.isfinite(loss), 1, jnp.where(~jnp.isfinite(grad_norm), 2, 0))
+        first_bad = state["nonfinite"][0] >= 0
+        nonfinite = jnp.where(
+            first_bad | (bad == 0), state["nonfinite"], jnp.stack([step, bad]).astype(jnp.int32)
+        )
+        metrics = {f"train/{k}": v for k, v in aux.items()}
+        metrics |= {
+            "train/loss": loss,
+            "train/grad_norm": grad_norm,
+            "train/param_norm": global_norm(new_params),
+            "train/update_norm": global_norm(updates),
+            "train/lr": schedule(step),
+        }
+        new_state = {
+            "step": step + 1,
+            "params": new_params,
+            "opt_state": opt_state,
+            "nonfinite": nonfinite,
+        }
+        return new_state, metrics
+
+    return step_fn
+
+
+def _eval_fn(task: Task, eval_key):
+    if task.eval_loss is not None:
+        return task.eval_loss
+    return lambda params, batch: task.loss(params, batch, eval_key)
+
+
+def _place_global(batch, mesh):
+    """Places a global batch (numpy on every process, or jax arrays) onto the batch sharding."""
+    sharding = mesh_lib.batch_sharding(mesh)
+
+    def one(x):
+        if isinstance(x, jax.Array):
+            return jax.device_put(x, sharding)
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+    return jax.tree_util.tree_map(one, batch)
+
+
+class _StopFlag:
+    """Records SIGTERM/SIGINT so the loop can stop at a step boundary and save."""
+
+    def __init__(self):
+        self.signum = None
+        self._previous = {}
+
+    def __enter__(self):
+        for s in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[s] = signal.signal(s, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:  # second signal: give up immediately
+            raise KeyboardInterrupt
+        self.signum = signum
+        logging.warning("Received signal %d: stopping after this step and saving.", signum)
+
+    def __exit__(self, *exc):
+        for s, h in self._previous.items():
+            signal.signal(s, h)
+
+    def should_stop(self) -> bool:
+        flag = self.signum is not None
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            flag = bool(np.any(multihost_utils.process_allgather(np.int32(flag))))
+        return flag
+
+
+def train_and_evaluate(
+    config: ml_collections.ConfigDict, workdir: str, task: Task, *, devices=None
+) -> TrainResult:
+    """Trains `task` as configured, writing config.json, metrics and checkpoints into `workdir`."""
+    mesh = mesh_lib.make_mesh(config.mesh, devices)
+    if task.global_batch_size != config.batch_size:
+        raise ConfigError(
+            f"Task batch size {task.global_batch_size} differs from batch_size={config.batch_size}."
+        )
+    mesh_lib.check_batch_divisible(config.batch_size, config.grad_accum_steps, mesh)
+    _check_workdir(workdir)
+    num_steps = int(config.num_steps)
+
+    root = jax.random.key(config.seed)
+    init_key, step_key, data_key, eval_key = jax.random.split(root, 4)
+    abstract_params = jax.eval_shape(task.init, init_key)
+    tx, schedule = make_optimizer(config.optimizer, num_steps, abstract_params)
+
+    def init_state(key):
+        params = task.init(key)
+        return {
+            "step": jnp.zeros((), jnp.int32),
+            "params": params,
+            "opt_state": tx.init(params),
+            "nonfinite": jnp.full((2,), -1, jnp.int32),
+        }
+
+    abstract_state = jax.eval_shape(init_state, init_key)
+    min_size = int(config.mesh.fsdp_min_size)
+    shardings = mesh_lib.tree_shardings(abstract_state, mesh, min_size)
+    shardings["step"] = shardings["nonfinite"] = mesh_lib.replicated(mesh)
+    abstract_state = jax.tree_util.tree_map(
+        lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), abstract_state, shardings
+    )
+
+    ckpts = Checkpoints(workdir, config.checkpoint_every, config.keep_checkpoints)
+    writer = None
+    try:
+        latest = ckpts.latest_step()
+        if latest is not None:
+            state, _ = ckpts.restore(latest, abstract_state, workdir)
+            logging.info("Resumed from %s at step %d.", ckpts.directory, latest)
+        else:
+            state = jax.jit(init_state, out_shardings=shardings)(init_key)
+        _write_config(workdir, config)
+        writer = MetricsWriter(workdir)
+        start = int(jax.device_get(state["step"]))
+        writer.truncate_after(start)
+        meta = {"structure": structure_signature(abstract_state), "task": task.name}
+
+        step_fn = make_train_step(task, tx, schedule, config, mesh, step_key, data_key)
+        train_step = jax.jit(step_fn, donate_argnums=(0,), out_shardings=(shardings, None))
+        eval_step = jax.jit(_eval_fn(task, eval_key))
+        return _run(
+            config, task, mesh, state, start, num_steps, train_step, eval_step, ckpts, writer, meta
+        )
+    finally:
+        ckpts.close()
+        if writer is not None:
+            writer.close()
+
+
+def _check_finite(state) -> None:
+    step, what = (int(v) for v in jax.device_get(state["nonfinite"]))
+    if step >= 0:
+        raise NonFiniteError(
+            f"Non-finite {NONFINITE_WHAT[what]} at step {step}. Training stopped; the last "
+            "checkpoint before it is intact (lower the learning rate or enable clipping, then rerun)."
+        )
+
+
+def _evaluate(task, eval_step, params, mesh, cache):
+    if task.eval_batches is None:
+        return {}
+    if "batches" not in cache:
+        cache["batches"] = [_place_global(b, mesh) for b in task.eval_batches()]
+    totals, weight_sum = {}, 0.0
+    for batch in cache["batches"]:
+        loss, aux = jax.device_get(eval_step(params, batch))
+        aux = {k: float(v) for k, v in aux.items()}
+        w = aux.get("weight", 1.0)
+        weight_sum += w
+        for k, v in {"loss": float(loss), **aux}.items():
+            if k != "weight":
+                totals[k] = totals.get(k, 0.0) + w * v
+    return {f"eval/{k}": v / max(weight_sum, 1e-12) for k, v in totals.items()}
+
+
+def _run(config, task, mesh, state, start, num_steps, train_step, eval_step, ckpts, writer, meta):
+    result = TrainResult(step=start, state=state)
+    eval_cache: dict = {}
+    progress = Progress(num_steps, start, enabled=config.progress_bar)
+    if start >= num_steps:
+        logging.info("Already at step %d >= num_steps=%d; nothing to train.", start, num_steps)
+    window_start, window_steps = time.perf_counter(), 0
+    with _StopFlag() as stop:
+        step = start
+        while step < num_steps:
+            if task.host_batch is not None:
+                local = task.host_batch(step, jax.process_index(), jax.process_count())
+                batch = mesh_lib.global_batch(local, mesh, config.batch_size)
+            else:
+                batch = None
+            state, metrics = train_step(state, batch)
+            step += 1
+            window_steps += 1
+            progress.update(step)
+            is_last = step == num_steps
+            if step % config.log_every == 0 or is_last:
+                _check_finite(state)
+                metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                elapsed = time.perf_counter() - window_start
+                steps_per_sec = window_steps / max(elapsed, 1e-9)
+                metrics["train/steps_per_sec"] = steps_per_sec
+                metrics["train/examples_per_sec"] = steps_per_sec * config.batch_size
+                if "train/num_tokens" in metrics:
+                    metrics["train/tokens_per_sec"] = steps_per_sec * metrics["train/num_tokens"]
+                writer.write(step, metrics)
+                progress.show(metrics)
+                result.last_train_metrics = metrics
+                window_start, window_steps = time.perf_counter(), 0
+            if (config.eval_every and step % config.eval_every == 0) or is_last:
+                eval_metrics = _evaluate(task, eval_step, state["params"], mesh, eval_cache)
+                if eval_metrics:
+                    writer.write(step, eval_metrics)
+                    progress.show(eval_metrics)
+                    result.last_eval_metrics = eval_metrics
+            interrupted = stop.should_stop()
+            periodic = config.checkpoint_every and step % config.checkpoint_every == 0
+            if periodic or is_last or interrupted:
+                _check_finite(state)
+                ckpts.save(step, state, meta, force=True)
+            if interrupted:
+                result.interrupted, result.signal = True, stop.signum
+                logging.warning("Stopped by signal at step %d; checkpoint saved.", step)
+                break
+    progress.close()
+    ckpts.wait()
+    result.step, result.state = step, state
+    if jax.process_index() == 0:
+        summary = {"step": step, "interrupted": result.interrupted}
+        logging.info("Done: %s", json.dumps(summary))
+    return result
