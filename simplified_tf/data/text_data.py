@@ -1,0 +1,268 @@
+"""`make_text_data`: corpus -> split -> tokenizer -> cached token stores -> packed, sampled batches.
+
+Batches are dicts of numpy arrays with a leading example axis:
+- decoder: inputs int32 [B, T], targets int32 [B, T], weights float32 [B, T] (0 where there is
+  no target, and where the target is EOS/pad when `mask_eos` is on, the reference's pad = EOS).
+- bert: inputs (corrupted), targets (original tokens), weights (1 at selected positions), all
+  [B, T], and valid bool [B, T] (False at padding).
+
+Every process runs the same deterministic pipeline (the caches make repeats cheap and are safe
+under concurrent writers) and then takes its own rows of each global batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import ml_collections
+import numpy as np
+from absl import logging
+
+from simplified_tf.data import batches, cache_util, corpus, masking, token_store, tokenizer
+from trainloop.config_util import ConfigError, check_choice
+
+# Eval rows and eval masks use a fixed seed so runs with different training seeds are evaluated
+# on identical batches.
+EVAL_SEED = 0
+
+
+def default_data_config(kind: str = "decoder", **overrides: Any) -> ml_collections.ConfigDict:
+    """The `config.data` keys with their defaults (stdlib corpus, trained tokenizer)."""
+    c = ml_collections.ConfigDict(
+        dict(
+            source="stdlib",
+            tokenizer="",
+            vocab_size=8192,
+            seq_len=128,
+            packing="full_chunks",
+            val_fraction=0.02,
+            max_documents=0,
+            cache_dir="",
+            text_field="text",
+            eval_batches=8,
+        )
+    )
+    if kind == "bert":
+        c.mask_prob, c.mask_token_prob, c.random_token_prob = 0.25, 0.8, 0.1
+    c.update(overrides)
+    return c
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Validated view of `config.data` (unknown extra keys are ignored)."""
+
+    source: str
+    tokenizer: str
+    vocab_size: int
+    seq_len: int
+    packing: str
+    val_fraction: float
+    max_documents: int
+    cache_dir: str
+    text_field: str
+    eval_batches: int
+    mask_eos: bool
+    mask: masking.MaskSpec
+
+    @classmethod
+    def parse(cls, cfg: Mapping[str, Any] | ml_collections.ConfigDict) -> DataConfig:
+        get = cfg.get
+        out = cls(
+            source=str(get("source", "stdlib")),
+            tokenizer=str(get("tokenizer", "")),
+            vocab_size=int(get("vocab_size", 8192)),
+            seq_len=int(get("seq_len", 128)),
+            packing=str(get("packing", "full_chunks")),
+            val_fraction=float(get("val_fraction", 0.02)),
+            max_documents=int(get("max_documents", 0)),
+            cache_dir=str(get("cache_dir", "")),
+            text_field=str(get("text_field", "text")),
+            eval_batches=int(get("eval_batches", 8)),
+            mask_eos=bool(get("mask_eos", True)),
+            mask=masking.MaskSpec(
+                float(get("mask_prob", 0.25)),
+                float(get("mask_token_prob", 0.8)),
+                float(get("random_token_prob", 0.1)),
+            ),
+        )
+        check_choice("data.packing", out.packing, batches.PACKINGS)
+        if out.seq_len < 2:
+            raise ConfigError(f"data.seq_len={out.seq_len} must be >= 2.")
+        if out.eval_batches < 0:
+            raise ConfigError(f"data.eval_batches={out.eval_batches} must be >= 0.")
+        return out
+
+
+class TextData:
+    """Packed train/validation rows with stateless batch functions (see module docstring)."""
+
+    def __init__(
+        self,
+        cfg: DataConfig,
+        kind: str,
+        info: tokenizer.TokenizerInfo,
+        train: token_store.TokenStore,
+        val: token_store.TokenStore,
+        global_batch_size: int,
+        seed: int,
+    ):
+        self.config, self.kind, self.info, self.seed = cfg, kind, info, seed
+        self.global_batch_size = global_batch_size
+        self.train_store, self.val_store = train, val
+        self.train_rows = batches.pack(train.offsets, cfg.packing, kind, cfg.seq_len)
+        self.val_rows = batches.pack(val.offsets, cfg.packing, kind, cfg.seq_len)
+        self.sampler = batches.Sampler(len(self.train_rows), global_batch_size, seed)
+        self._eval_cache: list[dict[str, np.ndarray]] | None = None
+        self._random_ids = masking.ordinary_ids(info.vocab_size, info.special_ids)
+        logging.info(
+            "Packed (%s, seq_len %d): train %d rows (%d tokens in rows), val %d rows.",
+            cfg.packing,
+            cfg.seq_len,
+            len(self.train_rows),
+            int(self.train_rows.lengths.sum()),
+            len(self.val_rows),
+        )
+
+    # --- properties used by tasks and sampling code ---
+    @property
+    def tokenizer(self):
+        return self.info.tokenizer
+
+    @property
+    def vocab_size(self) -> int:
+        """Size of the tokenizer's vocabulary (<= data.vocab_size, the embedding size)."""
+        return self.info.vocab_size
+
+    @property
+    def eos_id(self) -> int:
+        return self.info.eos_id
+
+    @property
+    def pad_id(self) -> int:
+        return self.info.pad_id
+
+    @property
+    def num_train_tokens(self) -> int:
+        """Tokens in the training store (each document's tokens plus one separator)."""
+        return self.train_store.num_tokens
+
+    @property
+    def num_train_chunks(self) -> int:
+        return len(self.train_rows)
+
+    def encode(self, text: str) -> np.ndarray:
+        return np.asarray(self.tokenizer.encode(text, add_special_tokens=False).ids, np.int32)
+
+    def decode(self, ids) -> str:
+        return self.tokenizer.decode([int(i) for i in np.asarray(ids).reshape(-1)])
+
+    # --- batches ---
+    def _rows_to_batch(self, store, rows, idx, noise_3BT=None):
+        tokens_NW, lengths_N = rows.gather(store.tokens, idx, self.pad_id)
+        if self.kind == "decoder":
+            return batches.decoder_batch(
+                tokens_NW,
+                lengths_N,
+                self.config.seq_len,
+                pad_id=self.pad_id,
+                eos_id=self.eos_id,
+                mask_eos=self.config.mask_eos,
+            )
+        tokens_BT, valid_BT = batches.bert_rows(
+            tokens_NW,
+            lengths_N,
+            cls_id=self.info.cls_id,
+            sep_id=self.info.sep_id,
+            pad_id=self.pad_id,
+        )
+        return masking.apply_mlm(
+            tokens_BT,
+            valid_BT,
+            noise_3BT,
+            self.config.mask,
+            mask_id=self.info.mask_id,
+            special_ids=self.info.special_ids,
+            random_ids=self._random_ids,
+        )
+
+    def host_batch(self, step: int, process_index: int = 0, process_count: int = 1):
+        """This process's rows of the global batch of `step` (pure function of seed and step)."""
+        idx = self.sampler.indices(step, process_index, process_count)
+        noise = None
+        if self.kind == "bert":
+            sl = self.sampler.host_slice(process_index, process_count)
+            noise = masking.mask_noise(
+                self.seed, step, self.global_batch_size, self.config.seq_len
+            )[:, sl]
+        return self._rows_to_batch(self.train_store, self.train_rows, idx, noise)
+
+    def eval_batches(self) -> list[dict[str, np.ndarray]]:
+        """Up to data.eval_batches fixed global batches of validation rows.
+
+        Rows are a fixed (EVAL_SEED) permutation of the validation rows. When they run out, the
+        last batch is filled with repeated rows whose weights are 0, so a weight-averaged eval
+        metric counts every validation row once.
+        """
+        if self._eval_cache is None:
+            b, n = self.global_batch_size, len(self.val_rows)
+            num = min(self.config.eval_batches, -(-n // b)) if n else 0
+            order = np.random.default_rng([EVAL_SEED, n]).permutation(n) if n else None
+            out = []
+            for i in range(num):
+                pos = np.arange(i * b, (i + 1) * b)
+                idx = order[pos % n]
+                noise = None
+                if self.kind == "bert":
+                    noise = masking.mask_noise(EVAL_SEED, 2**31 + i, b, self.config.seq_len)
+                batch = self._rows_to_batch(self.val_store, self.val_rows, idx, noise)
+                batch["weights"][pos >= n] = 0.0
+                out.append(batch)
+            self._eval_cache = out
+        return [dict(bt) for bt in self._eval_cache]
+
+
+def make_text_data(data_config, *, kind: str, global_batch_size: int, seed: int) -> TextData:
+    """Builds the text pipeline for `kind` ("decoder" | "bert") from `config.data`."""
+    check_choice("data kind", kind, tokenizer.KINDS)
+    cfg = DataConfig.parse(data_config)
+    root = cache_util.cache_root(cfg.cache_dir)
+    docs = corpus.load_corpus(
+        cfg.source, text_field=cfg.text_field, max_documents=cfg.max_documents
+    )
+    train_docs, val_docs = corpus.split_documents(docs.documents, cfg.val_fraction)
+    if not train_docs:
+        raise ConfigError(f"data.source={cfg.source!r}: the training split is empty.")
+    train_fp = corpus.fingerprint_documents(train_docs)
+    val_fp = corpus.fingerprint_documents(val_docs)
+    train_texts = [d.text for d in train_docs]
+    info = tokenizer.get_tokenizer(
+        cfg.tokenizer,
+        kind=kind,
+        vocab_size=cfg.vocab_size,
+        train_texts=train_texts,
+        train_fingerprint=train_fp,
+        cache_dir=root,
+    )
+    train = token_store.load_or_build(train_texts, train_fp, info, root, label="train")
+    val = token_store.load_or_build([d.text for d in val_docs], val_fp, info, root, label="val")
+    logging.info(
+        "Text data (%s): %d train / %d val documents (%d files skipped), %d / %d tokens, vocab %d.",
+        kind,
+        len(train_docs),
+        len(val_docs),
+        docs.num_skipped,
+        train.num_tokens,
+        val.num_tokens,
+        info.vocab_size,
+    )
+    data = TextData(cfg, kind, info, train, val, global_batch_size, seed)
+    if cfg.eval_batches > 0 and len(data.val_rows) == 0:
+        raise ConfigError(
+            f"data.eval_batches={cfg.eval_batches} but the validation split "
+            f"({len(val_docs)} documents) has no rows of seq_len {cfg.seq_len}. Raise "
+            "data.val_fraction, lower data.seq_len, or set data.eval_batches=0."
+        )
+    return data
