@@ -47,11 +47,11 @@ def _init(rng):
     }
 
 
-def _loss(params, batch, rng):
+def _loss(params, batch, rng, dropout=True):
     h = jax.nn.relu(batch["x"] @ params["hidden"]["w"] + params["hidden"]["bias"])
-    # Dropout-like noise from rng so per-step randomness is exercised.
-    keep = jax.random.bernoulli(rng, 0.9, h.shape)
-    h = jnp.where(keep, h / 0.9, 0.0)
+    if dropout:  # noise from rng so per-step randomness is exercised
+        keep = jax.random.bernoulli(rng, 0.9, h.shape)
+        h = jnp.where(keep, h / 0.9, 0.0)
     pred = (h @ params["out"]["w"] + params["out"]["bias"])[:, 0]
     err = pred - batch["y"]
     loss = jnp.mean(err**2)
@@ -66,11 +66,19 @@ def _example_rows(step: int, rows: np.ndarray) -> dict:
 
 
 def make_toy_task(
-    batch_size: int = 16, device_data: bool = False, blowup_at: int | None = None
+    batch_size: int = 16,
+    device_data: bool = False,
+    blowup_at: int | None = None,
+    dropout: bool = True,
+    width: int = D_HID,
+    crash_at: int | None = None,
 ) -> Task:
-    """`blowup_at`: make the loss NaN from that step on (tests the non-finite guard)."""
+    """`blowup_at`: the loss is NaN from that step on (tests the non-finite guard).
+    `crash_at`: the data source raises at that step (simulates a killed job)."""
 
     def host_batch(step, process_index, process_count):
+        if step == crash_at:
+            raise RuntimeError(f"simulated crash at step {step}")
         per = batch_size // process_count
         rows = np.arange(process_index * per, (process_index + 1) * per)
         out = _example_rows(step, rows)
@@ -83,7 +91,7 @@ def make_toy_task(
         return {"x": x, "y": y, "step": jnp.zeros((batch_size,), jnp.int32)}
 
     def loss(params, batch, rng):
-        value, aux = _loss(params, batch, rng)
+        value, aux = _loss(params, batch, rng, dropout)
         if blowup_at is not None:
             value = jnp.where(batch["step"][0] >= blowup_at, jnp.nan, value)
         return value, aux
@@ -93,8 +101,16 @@ def make_toy_task(
         b["step"] = np.zeros((16,), np.int32)
         return [b, b]
 
+    def init(rng):
+        params = _init(rng)
+        if width != D_HID:  # a different structure, for the resume-mismatch test
+            params["hidden"]["w"] = jnp.zeros((D_IN, width))
+            params["hidden"]["bias"] = jnp.zeros(width)
+            params["out"]["w"] = jnp.zeros((width, 1))
+        return params
+
     return Task(
-        init=_init,
+        init=init,
         loss=loss,
         global_batch_size=batch_size,
         host_batch=None if device_data else host_batch,

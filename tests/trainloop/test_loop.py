@@ -1,0 +1,143 @@
+"""The training loop: sharding equivalence, single compilation, resume, NaN guard, bad input."""
+
+import json
+import os
+
+import chex
+import jax
+import numpy as np
+import pytest
+from toy import make_toy_task, toy_config
+
+from trainloop import train as train_lib
+from trainloop.config_util import ConfigError
+from trainloop.metrics import read_metrics
+
+TIMING = ("train/steps_per_sec", "train/examples_per_sec", "train/tokens_per_sec")
+
+
+def _run(workdir, devices=None, task=None, **overrides):
+    task = task or make_toy_task()
+    return train_lib.train_and_evaluate(
+        toy_config(**overrides), str(workdir), task, devices=devices
+    )
+
+
+def _params(result):
+    return jax.device_get(result.state["params"])
+
+
+def _values(workdir):
+    """metrics.jsonl without wall-clock keys."""
+    return [
+        {k: v for k, v in e.items() if k not in TIMING}
+        for e in read_metrics(f"{workdir}/metrics.jsonl")
+    ]
+
+
+def test_eight_devices_match_one_device(tmp_path):
+    assert jax.device_count() == 8
+    one = _run(tmp_path / "one", devices=jax.devices()[:1])
+    eight = _run(tmp_path / "eight")
+    chex.assert_trees_all_close(_params(one), _params(eight), atol=1e-6, rtol=1e-6)
+
+
+def test_fsdp_sharded_params_match_data_parallel(tmp_path):
+    dp = _run(tmp_path / "dp", task=make_toy_task(device_data=True))
+    fsdp = _run(tmp_path / "fsdp", task=make_toy_task(device_data=True), **{"mesh.fsdp": 4})
+    w = fsdp.state["params"]["hidden"]["w"]
+    assert "fsdp" in str(w.sharding.spec), w.sharding  # really sharded, not replicated
+    chex.assert_trees_all_close(_params(dp), _params(fsdp), atol=1e-6, rtol=1e-6)
+
+
+def test_grad_accumulation_equals_full_batch(tmp_path):
+    task = make_toy_task(dropout=False)
+    full = _run(tmp_path / "full", task=task)
+    accum = _run(tmp_path / "accum", task=task, grad_accum_steps=2)
+    chex.assert_trees_all_close(_params(full), _params(accum), atol=1e-5, rtol=1e-5)
+
+
+def test_step_compiles_once(tmp_path, monkeypatch):
+    original = train_lib.make_train_step
+    monkeypatch.setattr(
+        train_lib,
+        "make_train_step",
+        lambda *a, **k: chex.assert_max_traces(original(*a, **k), n=1),
+    )
+    result = _run(tmp_path, num_steps=6)
+    assert result.step == 6
+
+
+def test_resume_is_bitwise_identical(tmp_path):
+    full = _run(tmp_path / "full", num_steps=12)
+    # The job dies at step 9 (after the step-8 checkpoint); the same command then resumes.
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _run(tmp_path / "part", task=make_toy_task(crash_at=9), num_steps=12)
+    assert sorted(os.listdir(tmp_path / "part" / "checkpoints")) == ["4", "8"]
+    resumed = _run(tmp_path / "part", num_steps=12)
+    assert resumed.step == 12
+    chex.assert_trees_all_equal(_params(full), _params(resumed))
+    assert _values(tmp_path / "full") == _values(tmp_path / "part")  # no step logged twice
+
+
+def test_resume_drops_metrics_logged_after_last_checkpoint(tmp_path):
+    _run(tmp_path, num_steps=10, checkpoint_every=4)  # ckpts at 4, 8, 10 (final)
+    # Pretend the run died after logging step 10 but before its final checkpoint landed.
+    import shutil
+
+    shutil.rmtree(tmp_path / "checkpoints" / "10")
+    _run(tmp_path, num_steps=12, checkpoint_every=4)
+    steps = [e["step"] for e in read_metrics(f"{tmp_path}/metrics.jsonl") if "train/loss" in e]
+    assert steps == sorted(set(steps)) and steps[-1] == 12
+    dropped = read_metrics(f"{tmp_path}/metrics.dropped.jsonl")
+    assert {e["step"] for e in dropped} == {10}
+
+
+def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    with pytest.raises(train_lib.NonFiniteError, match="train/loss at step 5"):
+        _run(tmp_path, task=make_toy_task(blowup_at=5), checkpoint_every=4, log_every=3)
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["4"]
+    resumed = _run(tmp_path, num_steps=4)  # the kept checkpoint restores fine
+    assert resumed.step == 4
+    assert np.isfinite(jax.device_get(resumed.state["params"]["out"]["w"])).all()
+
+
+def test_config_json_written_and_old_one_kept(tmp_path):
+    _run(tmp_path, num_steps=2)
+    first = json.loads((tmp_path / "config.json").read_text())
+    assert first["num_steps"] == 2 and first["optimizer"]["name"] == "adamw"
+    _run(tmp_path, num_steps=4)
+    assert json.loads((tmp_path / "config.1.json").read_text()) == first
+    assert json.loads((tmp_path / "config.json").read_text())["num_steps"] == 4
+
+
+def _snapshot(path):
+    return {
+        os.path.relpath(os.path.join(d, f), path): open(os.path.join(d, f), "rb").read()
+        for d, _, files in os.walk(path)
+        for f in files
+    }
+
+
+def test_batch_not_divisible_by_devices(tmp_path):
+    with pytest.raises(ConfigError, match="batch_size=12 .*not divisible by the 8"):
+        _run(tmp_path, task=make_toy_task(batch_size=12), batch_size=12)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_structure_mismatch_refuses_to_resume(tmp_path):
+    _run(tmp_path, num_steps=4)
+    before = _snapshot(tmp_path)
+    with pytest.raises(ConfigError, match="different model or optimizer structure.*new --workdir"):
+        _run(tmp_path, num_steps=8, task=make_toy_task(width=32))
+    with pytest.raises(ConfigError, match="different model or optimizer structure"):
+        _run(tmp_path, num_steps=8, **{"optimizer.name": "sgdm"})
+    assert _snapshot(tmp_path) == before
+
+
+def test_unwritable_workdir(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("keep me")
+    with pytest.raises(ConfigError, match="not writable"):
+        _run(blocker / "sub")
+    assert blocker.read_text() == "keep me"
