@@ -36,6 +36,10 @@ _MULTIHOST = flags.DEFINE_bool(
     os.environ.get("TRAIN_MULTIHOST", "") not in ("", "0"),
     "Call jax.distributed.initialize() first (set on every host of a multi-host launch).",
 )
+_NUM_PROCESSES = flags.DEFINE_integer(
+    "num_processes", None, "With --multihost where JAX cannot detect the cluster (plain multi-node GPU)."
+)
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "With --num_processes: this host's index.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -52,7 +56,9 @@ def main(argv):
     import jax
 
     if _MULTIHOST.value:
-        jax.distributed.initialize()
+        # TPU pods, SLURM and similar are auto-detected; otherwise JAX_COORDINATOR_ADDRESS=host:port
+        # plus --num_processes/--process_id describe the cluster.
+        jax.distributed.initialize(num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
     import flax
     import optax
 
