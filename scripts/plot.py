@@ -61,7 +61,7 @@ def main(argv):
     del argv
     fig, axes = plt.subplots(1, len(_METRICS.value), figsize=(5 * len(_METRICS.value), 3.6))
     axes = [axes] if len(_METRICS.value) == 1 else list(axes)
-    for ax, key in zip(axes, _METRICS.value):
+    for ax, key in zip(axes, _METRICS.value, strict=True):
         for workdir in _WORKDIRS.value:
             events = read_metrics(os.path.join(workdir, "metrics.jsonl"))
             if not events:

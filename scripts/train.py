@@ -37,7 +37,9 @@ _MULTIHOST = flags.DEFINE_bool(
     "Call jax.distributed.initialize() first (set on every host of a multi-host launch).",
 )
 _NUM_PROCESSES = flags.DEFINE_integer(
-    "num_processes", None, "With --multihost where JAX cannot detect the cluster (plain multi-node GPU)."
+    "num_processes",
+    None,
+    "With --multihost where JAX cannot detect the cluster (plain multi-node GPU).",
 )
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "With --num_processes: this host's index.")
 flags.mark_flags_as_required(["config", "workdir"])
