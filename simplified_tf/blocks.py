@@ -1,0 +1,103 @@
+"""Transformer blocks (spec §1-§2). One `Block` class covers every preset through the config.
+
+Forward formulas (N1/N2 = norm1/norm2, absent norms are the identity, absent gains drop the term):
+  sequential:  X̂ = α_SA·X + β_SA·MHA(N1(X));        X_out = α_FF·X̂ + β_FF·MLP(N2(X̂))
+  parallel:    X_out = α_comb·X + β_SA·MHA(N1(X)) + β_FF·MLP(N1(X))          (no N2)
+  post_ln:     X' = N1(X); X̂ = N2(β_SA·MHA(X') + α_SA·X');  X_out = α_FF·X̂ + β_FF·MLP(X̂)
+α_SA / α_comb is 1 when `attn_skip` is on, absent otherwise; α_FF exists only with `mlp_skip`
+(trainable with `train_alpha_ff`); β_SA and β_FF are trainable scalars (`train_beta_sa`,
+`train_beta_ff`, init 1 and `beta_ff`) or fixed constants. Fixed gains are Python floats, so they
+create no parameter (spec §9.6).
+
+Layer 0 (`is_first`) may differ: its value map is `value_layer0` (sas: W_V_0 = α_V·I + β_V·ΔW) and,
+with `norm='none'`, its N1 is `first_norm` (sas_p_nonorm: a LayerNorm on the embeddings).
+"""
+
+from __future__ import annotations
+
+import jax
+import ml_collections
+from flax import nnx
+
+from simplified_tf import layers
+from simplified_tf.attention import Attention
+
+
+class Block(nnx.Module):
+    def __init__(self, cfg: ml_collections.ConfigDict, *, layer, is_first: bool, rngs: nnx.Rngs):
+        d = cfg.width
+        self.structure = cfg.structure
+        self.attn_skip = bool(cfg.attn_skip)
+        self.dropout_rate = float(cfg.dropout)
+        self.attn = Attention(cfg, layer=layer, is_first=is_first, rngs=rngs)
+        self.mlp = layers.MLP(d, cfg.d_ff, cfg.activation, cfg.relu_slope, cfg.init_std, rngs=rngs)
+        kind1 = cfg.norm
+        eps1 = cfg.norm_eps
+        if cfg.norm == "none" and is_first and cfg.first_norm:
+            kind1, eps1 = cfg.first_norm, cfg.first_norm_eps
+        self.norm1 = layers.make_norm(kind1, d, eps1, cfg.rms_eps_placement)
+        self.norm2 = (
+            layers.make_norm(cfg.norm, d, cfg.norm_eps, cfg.rms_eps_placement)
+            if cfg.structure != "parallel"
+            else None
+        )
+        self.beta_sa = layers.gain(1.0, cfg.train_beta_sa)
+        self.beta_ff = layers.gain(cfg.beta_ff, cfg.train_beta_ff)
+        has_alpha_ff = cfg.structure != "parallel" and cfg.mlp_skip
+        self.alpha_ff = layers.gain(1.0, cfg.train_alpha_ff) if has_alpha_ff else None
+
+    def _forward(self, x, attn_fn, rngs):
+        """Shared skeleton; `attn_fn(h) -> (out, extra)` is the (full or cached) attention."""
+        dt = x.dtype
+        r_attn, r_mlp = rngs
+        beta_sa = layers.read(self.beta_sa, dt)
+        beta_ff = layers.read(self.beta_ff, dt)
+
+        def attn_branch(h):
+            a, extra = attn_fn(h)
+            return beta_sa * layers.dropout(a, self.dropout_rate, r_attn), extra
+
+        def mlp_branch(h):
+            return beta_ff * layers.dropout(self.mlp(h), self.dropout_rate, r_mlp)
+
+        def mlp_skip(xh, m):
+            if self.alpha_ff is None:
+                return m
+            return layers.read(self.alpha_ff, dt) * xh + m
+
+        h = layers.apply_norm(self.norm1, x)
+        if self.structure == "parallel":
+            a, extra = attn_branch(h)
+            out = a + mlp_branch(h)
+            return (x + out if self.attn_skip else out), extra
+        a, extra = attn_branch(h)
+        if self.structure == "sequential":
+            xh = x + a if self.attn_skip else a
+            return mlp_skip(xh, mlp_branch(layers.apply_norm(self.norm2, xh))), extra
+        # post_ln (reference form): the skip carries the normalised input X'.
+        xh = layers.apply_norm(self.norm2, h + a if self.attn_skip else a)
+        return mlp_skip(xh, mlp_branch(xh)), extra
+
+    def __call__(
+        self,
+        x_BTD,
+        *,
+        causal: bool,
+        valid_BT=None,
+        rng: jax.Array | None = None,
+        return_probs: bool = False,
+    ):
+        """Returns (x_out_BTD, attention probs (B, H, T, T) or None)."""
+        rngs = (None, None) if rng is None else tuple(jax.random.split(rng))
+
+        def attn_fn(h):
+            return self.attn(h, causal=causal, valid_BT=valid_BT, return_probs=return_probs)
+
+        return self._forward(x_BTD, attn_fn, rngs)
+
+    def decode(self, x_B1D, cache: dict, pos):
+        """One causal decoding step; returns (x_out_B1D, new cache)."""
+        return self._forward(x_B1D, lambda h: self.attn.decode(h, cache, pos), (None, None))
+
+    def init_cache(self, batch: int, max_len: int, dtype) -> dict:
+        return self.attn.init_cache(batch, max_len, dtype)

@@ -1,0 +1,89 @@
+"""Parameter accounting and the weight-decay rules (spec §5, §6.1).
+
+Everything here works on the abstract model (`nnx.eval_shape`), so paper-sized models are counted
+without allocating. Only `nnx.Param`s count: fixed W_init and fixed gains (`layers.Fixed`) are not
+parameters. Paths are "/"-joined dict keys of `nnx.state(model, nnx.Param).to_pure_dict()`, the same
+paths the trainloop's optimiser rules match.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import jax
+import ml_collections
+from flax import nnx
+
+from simplified_tf.model_config import validate
+from simplified_tf.models import build_model
+
+GROUPS = ("embeddings", "attention", "mlp", "norms", "gains", "head")
+GAIN_NAMES = ("alpha", "beta", "gamma", "beta_sa", "alpha_ff", "beta_ff")
+BLOCK_MATRIX_NAMES = ("w_qk", "w", "delta", "w_1", "w_2")
+
+# Regexes (re.search) over "/"-joined param paths: biases, norm scales/biases and every gain.
+NO_DECAY_RULES = (
+    r"(^|/)(b_qk|bias)$",
+    r"(^|/)[^/]*norm[^/]*/scale$",
+    r"(^|/)(" + "|".join(GAIN_NAMES) + r")$",
+)
+
+
+def no_decay_rules(model_config: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """Rules for `optimizer.no_decay`: all biases (b_qk, LayerNorm/head biases), all norm scales,
+    and every gain (β_SA, α_FF, β_FF; shaped α_h, β_h, γ_h; reparam α, β). Matrices, ΔW and both
+    embedding tables are decayed. The rules are the same for every block; the config is validated."""
+    validate(model_config)
+    return NO_DECAY_RULES
+
+
+def abstract_model(model_config: ml_collections.ConfigDict) -> nnx.Module:
+    return nnx.eval_shape(lambda: build_model(model_config, rngs=nnx.Rngs(0)))
+
+
+def param_shapes(model_or_config) -> dict[str, tuple[int, ...]]:
+    """{path: shape} of every nnx.Param, from a model or (abstractly) from a model config."""
+    model = model_or_config
+    if isinstance(model_or_config, ml_collections.ConfigDict):
+        model = abstract_model(model_or_config)
+    tree = nnx.state(model, nnx.Param).to_pure_dict()
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {"/".join(str(k.key) for k in path): tuple(leaf.shape) for path, leaf in flat}
+
+
+def group_of(path: str) -> str:
+    parts = path.split("/")
+    name = parts[-1]
+    if parts[0] == "embed":
+        return "embeddings"
+    if any("norm" in p for p in parts[:-1]):
+        return "norms"
+    if name in GAIN_NAMES:
+        return "gains"
+    if "mlp" in parts:
+        return "mlp"
+    if "attn" in parts:
+        return "attention"
+    return "head"
+
+
+def count_params(model_config: ml_collections.ConfigDict) -> dict[str, int]:
+    """Parameter counts per group, plus `total`, `total_excl_gains` (the spec §5 convention), and
+    `block_matrices_per_layer` (matrix entries of one stacked block, layers >= 1)."""
+    counts = dict.fromkeys(GROUPS, 0)
+    per_layer = 0
+    for path, shape in param_shapes(model_config).items():
+        n = math.prod(shape)
+        counts[group_of(path)] += n
+        if path.startswith("blocks/rest/") and path.split("/")[-1] in BLOCK_MATRIX_NAMES:
+            per_layer += n // shape[0]
+    counts["total"] = sum(counts[g] for g in GROUPS)
+    counts["total_excl_gains"] = counts["total"] - counts["gains"]
+    counts["block_matrices_per_layer"] = per_layer
+    return counts
+
+
+def no_decay_paths(model_config: ml_collections.ConfigDict) -> list[str]:
+    rules = [re.compile(r) for r in no_decay_rules(model_config)]
+    return [p for p in param_shapes(model_config) if any(r.search(p) for r in rules)]
