@@ -1,0 +1,246 @@
+"""The measurements behind each figure of Ahn et al. (2024), one function each (no plotting here).
+
+All metrics use the fixed evaluation batch and are vectorised over samples/snapshots with
+`jax.lax.map(..., batch_size=...)` (vmap in chunks), so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from linear_tf import data, model
+from linear_tf.sweep import GroupResult, SweepResult, keys_for_seed
+
+
+def _index(tree, *idx):
+    return jax.tree_util.tree_map(lambda a: a[idx], tree)
+
+
+def _flat_loss(mspec, template, batch):
+    _, unravel = ravel_pytree(template)
+    return lambda flat: model.mse_loss(mspec, unravel(flat), batch)
+
+
+# --- (a) loss curves -------------------------------------------------------------------------
+def mean_band(values_SX: np.ndarray, band_div: float) -> dict:
+    """Mean over seeds and ± (unbiased std)/band_div (0 band for a single seed)."""
+    v = np.asarray(values_SX, np.float64)
+    std = v.std(0, ddof=1) if v.shape[0] > 1 else np.zeros(v.shape[1:])
+    m = v.mean(0)
+    return {"mean": m, "lo": m - std / band_div, "hi": m + std / band_div, "std": std}
+
+
+def loss_curves(result: SweepResult) -> dict:
+    """D1: fixed-batch loss every eval_stride steps, best lr per optimiser, mean ± std/4 over seeds."""
+    out = {}
+    for name in result.groups:
+        best = result.best(name)
+        curve = mean_band(best["eval_loss"], 4.0)
+        out[name] = {
+            "lr": best["lr"],
+            "steps": result.eval_steps,
+            **curve,
+            "final_mean": float(curve["mean"][-1]),
+            "final_std": float(curve["std"][-1]),
+            "lr_grid": [float(x) for x in result.groups[name].lrs],
+            "final_train_by_lr": result.groups[name]
+            .final_train_loss(min(result.config.final_tail, result.config.steps))
+            .mean(-1)
+            .tolist(),
+        }
+    return out
+
+
+# --- (b) gradient noise at initialisation ----------------------------------------------------
+def gradient_noise(
+    mspec: model.ModelSpec,
+    dspec: data.DataSpec,
+    seed: int = 1,
+    num_samples: int = 10_000,
+    batch: int = 1000,
+    full_batches: int = 100,
+    chunk: int = 20,
+    keep_vectors: bool = True,
+) -> dict:
+    """‖g_B − g‖₂ for `num_samples` fresh minibatch gradients at init, g from full_batches·batch prompts.
+
+    The full gradient is the mean of `full_batches` equal-size minibatch gradients (= the gradient of
+    the mean loss over all those prompts), drawn from keys disjoint from the samples' keys.
+    """
+    params = model.init_params(mspec, keys_for_seed(seed)[0])
+    flat0, unravel = ravel_pytree(params)
+    base = jax.random.fold_in(jax.random.key(seed), 1234)
+    k_full, k_samp = jax.random.split(base)
+
+    def grad_of(key):
+        b = data.sample(dspec, key, batch)
+        return ravel_pytree(jax.grad(lambda p: model.mse_loss(mspec, p, b))(unravel(flat0)))[0]
+
+    keys_full = jax.vmap(lambda i: jax.random.fold_in(k_full, i))(jnp.arange(full_batches))
+    g_full = jax.jit(lambda ks: jax.lax.map(grad_of, ks, batch_size=chunk).mean(0))(keys_full)
+    keys = jax.vmap(lambda i: jax.random.fold_in(k_samp, i))(jnp.arange(num_samples))
+    noise = jax.jit(lambda ks: jax.lax.map(lambda k: grad_of(k) - g_full, ks, batch_size=chunk))(
+        keys
+    )
+    noise = np.asarray(noise, np.float64)
+    out = {
+        "errors": np.linalg.norm(noise, axis=1),
+        "full_grad_norm": float(jnp.linalg.norm(g_full)),
+        "num_params": int(flat0.size),
+    }
+    if keep_vectors:
+        out["noise"] = noise
+    return out
+
+
+def hill_tail_index(samples: np.ndarray, frac: float = 0.05) -> float:
+    """Hill estimator α̂ on the top `frac` order statistics (smaller α̂ = heavier tail). Beyond the paper."""
+    x = np.sort(np.asarray(samples, np.float64))[::-1]
+    k = max(int(frac * len(x)), 2)
+    return float(1.0 / np.mean(np.log(x[:k] / x[k])))
+
+
+def gaussian_baseline_errors(noise: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Norms of Gaussian vectors with the empirical covariance of the gradient noise (same count)."""
+    cov = np.cov(noise, rowvar=False)
+    w, v = np.linalg.eigh(cov)
+    root = v * np.sqrt(np.clip(w, 0, None))
+    z = np.random.default_rng(seed).standard_normal((noise.shape[0], noise.shape[1]))
+    return np.linalg.norm(z @ root.T, axis=1)
+
+
+def noise_summary(noise_out: dict, frac: float = 0.05) -> dict:
+    e = noise_out["errors"]
+    res = {
+        "median": float(np.median(e)),
+        "q99_over_median": float(np.quantile(e, 0.99) / np.median(e)),
+        "max_over_median": float(e.max() / np.median(e)),
+        "hill_alpha": hill_tail_index(e, frac),
+        "full_grad_norm": noise_out["full_grad_norm"],
+        "num_samples": int(e.size),
+    }
+    if "noise" in noise_out:
+        gb = gaussian_baseline_errors(noise_out["noise"])
+        res["gaussian_hill_alpha"] = hill_tail_index(gb, frac)
+        res["gaussian_q99_over_median"] = float(np.quantile(gb, 0.99) / np.median(gb))
+    return res
+
+
+# --- (c) robust condition number -------------------------------------------------------------
+def lower_median(v) -> jax.Array:
+    """v_sorted[⌊(N−1)/2⌋], the convention of torch.median (not jnp.median's average)."""
+    v = jnp.sort(jnp.ravel(v))
+    return v[(v.shape[0] - 1) // 2]
+
+
+def robust_condition_number(hess_diag) -> jax.Array:
+    """R_med = max |diag H| / lower-median |diag H| over all trainable entries (dead ones included)."""
+    a = jnp.abs(jnp.ravel(hess_diag))
+    return jnp.max(a) / lower_median(a)
+
+
+def hessian_diag(mspec, params, batch, chunk: int = 30) -> jax.Array:
+    """Exact diag of the Hessian of the fixed-batch loss w.r.t. the flat parameter vector (autodiff)."""
+    flat, _ = ravel_pytree(params)
+    f = _flat_loss(mspec, params, batch)
+    g = jax.grad(f)
+
+    def entry(i):
+        e = jnp.zeros_like(flat).at[i].set(1.0)
+        return jax.jvp(g, (flat,), (e,))[1][i]
+
+    return jax.lax.map(entry, jnp.arange(flat.size), batch_size=chunk)
+
+
+def condition_numbers(mspec, snap_params, batch, chunk: int = 30) -> np.ndarray:
+    """R_med for every (seed, snapshot): snap_params leaves (n_seed, n_snap, ...) -> (n_seed, n_snap)."""
+    leaves = jax.tree_util.tree_leaves(snap_params)
+    n_seed, n_snap = leaves[0].shape[:2]
+    template = _index(snap_params, 0, 0)
+    flat_all = jax.vmap(jax.vmap(lambda p: ravel_pytree(p)[0]))(snap_params)
+    _, unravel = ravel_pytree(template)
+
+    @jax.jit
+    def one(flat):
+        return robust_condition_number(hessian_diag(mspec, unravel(flat), batch, chunk))
+
+    r = [[float(one(flat_all[s, t])) for t in range(n_snap)] for s in range(n_seed)]
+    return np.asarray(r)
+
+
+def ratio_table(r_sgd: np.ndarray, r_adam: np.ndarray, snap_steps, at=(750, 1250)) -> dict:
+    """Per-seed R_SGD/R_Adam at the given steps: mean and unbiased std over seeds."""
+    out = {}
+    steps = list(np.asarray(snap_steps))
+    for t in at:
+        if t not in steps:
+            continue
+        ratio = r_sgd[:, steps.index(t)] / r_adam[:, steps.index(t)]
+        std = float(ratio.std(ddof=1)) if ratio.size > 1 else float("nan")
+        out[int(t)] = {"mean": float(ratio.mean()), "std": std, "per_seed": ratio.tolist()}
+    return out
+
+
+# --- (d) directional smoothness --------------------------------------------------------------
+def directional_smoothness_flat(mspec, template, batch):
+    """(θ, Δ) -> (DS = uᵀ∇²f(θ)u with u = Δ/‖Δ‖ via jvp of grad, ‖∇f(θ)‖) on flat vectors."""
+    f = _flat_loss(mspec, template, batch)
+    g = jax.grad(f)
+
+    def ds(flat, delta):
+        u = delta / jnp.linalg.norm(delta)
+        grad, hu = jax.jvp(g, (flat,), (u,))
+        return jnp.dot(u, hu), jnp.linalg.norm(grad)
+
+    return ds
+
+
+def directional_smoothness(mspec, snap_params, snap_delta, batch, chunk: int = 50) -> np.ndarray:
+    """DS along the actual update for every (seed, snapshot) -> (n_seed, n_snap)."""
+    template = _index(snap_params, 0, 0)
+    flat = jax.vmap(jax.vmap(lambda p: ravel_pytree(p)[0]))(snap_params)
+    dflat = jax.vmap(jax.vmap(lambda p: ravel_pytree(p)[0]))(snap_delta)
+    ds = directional_smoothness_flat(mspec, template, batch)
+    n_seed, n_snap = flat.shape[:2]
+    run = jax.jit(lambda a, b: jax.lax.map(lambda xy: ds(*xy)[0], (a, b), batch_size=chunk))
+    out = run(flat.reshape(n_seed * n_snap, -1), dflat.reshape(n_seed * n_snap, -1))
+    return np.asarray(out).reshape(n_seed, n_snap)
+
+
+# --- (e) (L0, L1) scatter --------------------------------------------------------------------
+def l0l1_scatter(mspec, dense_params, batch, chunk: int = 50) -> dict:
+    """x_t = ln‖∇f(θ_t)‖, y_t = ln DS_t for t = 0..T−2 of one run (dense_params leaves (T, ...)).
+
+    Negative DS points are dropped (and counted); reports the OLS slope of y on x and Pearson r.
+    """
+    template = _index(dense_params, 0)
+    flat = jax.vmap(lambda p: ravel_pytree(p)[0])(dense_params)
+    ds = directional_smoothness_flat(mspec, template, batch)
+    run = jax.jit(lambda a, b: jax.lax.map(lambda xy: ds(*xy), (a, b), batch_size=chunk))
+    dsv, gn = run(flat[:-1], flat[1:] - flat[:-1])
+    dsv, gn = np.asarray(dsv, np.float64), np.asarray(gn, np.float64)
+    keep = (dsv > 0) & np.isfinite(dsv) & (gn > 0)
+    x, y = np.log(gn[keep]), np.log(dsv[keep])
+    t = np.arange(dsv.size)[keep]
+    slope, intercept = np.polyfit(x, y, 1)
+    return {
+        "x": x,
+        "y": y,
+        "t": t,
+        "slope": float(slope),
+        "intercept": float(intercept),
+        "pearson_r": float(np.corrcoef(x, y)[0, 1]),
+        "num_negative": int((dsv <= 0).sum()),
+        "num_points": int(keep.sum()),
+    }
+
+
+def group_metric(fn, mspec, group: GroupResult, lr_index: int, batch, **kw) -> np.ndarray:
+    """Applies a snapshot metric (condition_numbers / directional_smoothness) to one lr of a group."""
+    sel = group.at_lr(lr_index)
+    if fn is directional_smoothness:
+        return fn(mspec, sel["snap_params"], sel["snap_delta"], batch, **kw)
+    return fn(mspec, sel["snap_params"], batch, **kw)

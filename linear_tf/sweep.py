@@ -1,0 +1,242 @@
+"""Many training runs (optimisers x learning rates x seeds) in one compiled program.
+
+Runs of one optimiser are a (n_lr, n_seed) grid: `jax.vmap` over seeds (each with its own init and
+prompt stream) nested in `jax.vmap` over learning rates (sharing the seed's prompts, so the batch is
+generated once per seed and step). All optimisers advance together inside the same `lax.scan`, so a
+whole setting is one program; steps run in chunks of `snapshot_stride` (a jitted call each), between
+which progress is printed and outputs move to the host, keeping memory bounded.
+
+Learning rate: the optax transformation comes from `trainloop.optim.make_optimizer` built with lr = 1
+(constant schedule), and each run multiplies its update by its own lr. For Adam, SGD and SGD with
+momentum (no weight decay, constant lr) the update is exactly linear in lr, so this equals building
+the transformation with that lr (up to float rounding; tested against single runs).
+
+Recording (entry t = parameters after t updates, i.e. before update t+1):
+  eval loss on the fixed batch every `eval_stride` steps and at the end; per-step minibatch training
+  loss and unclipped gradient norm; parameters θ_t and the actual update θ_{t+1} − θ_t every
+  `snapshot_stride` steps; with `dense=True`, θ_t at every step (for the (L0, L1) scatter).
+SGDM and Adam share the initialisation and the prompt stream for a given seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from linear_tf import data, model
+from linear_tf.hparams import optimizer_config
+from trainloop.optim import global_norm, make_optimizer
+
+
+def keys_for_seed(seed: int) -> tuple[jax.Array, jax.Array]:
+    """(init key, data key) of a run; the prompt for step t comes from fold_in(data key, t)."""
+    k = jax.random.key(int(seed))
+    return jax.random.fold_in(k, 0), jax.random.fold_in(k, 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepConfig:
+    steps: int
+    batch: int = 1000
+    clip: float = 1.0
+    eval_stride: int = 50
+    snapshot_stride: int = 250
+    dense: bool = False
+    final_tail: int = 100  # steps averaged for the "final training loss" that picks the best lr
+
+    def __post_init__(self):
+        if self.snapshot_stride % self.eval_stride:
+            raise ValueError("snapshot_stride must be a multiple of eval_stride.")
+        if self.steps % self.eval_stride:
+            raise ValueError("steps must be a multiple of eval_stride.")
+
+
+@dataclasses.dataclass
+class GroupResult:
+    """One optimiser's runs. Leading axes (n_lr, n_seed) on every array."""
+
+    optimizer: str
+    lrs: np.ndarray
+    seeds: np.ndarray
+    eval_loss: np.ndarray  # (n_lr, n_seed, n_eval)
+    train_loss: np.ndarray  # (n_lr, n_seed, steps)
+    grad_norm: np.ndarray  # (n_lr, n_seed, steps), unclipped minibatch gradient
+    snap_params: dict  # leaves (n_lr, n_seed, n_snap, ...): θ_t at snap_steps
+    snap_delta: dict  # leaves (n_lr, n_seed, n_snap, ...): θ_{t+1} − θ_t
+    final_params: dict  # leaves (n_lr, n_seed, ...)
+    dense_params: dict | None  # leaves (n_lr, n_seed, steps, ...) when dense
+
+    def final_train_loss(self, tail: int) -> np.ndarray:
+        """(n_lr, n_seed) mean minibatch loss over the last `tail` steps (NaN -> inf)."""
+        v = self.train_loss[..., -tail:].mean(-1)
+        return np.where(np.isfinite(v), v, np.inf)
+
+    def best_lr_index(self, tail: int) -> int:
+        """Learning rate with the lowest seed-averaged final training loss."""
+        return int(np.argmin(self.final_train_loss(tail).mean(-1)))
+
+    def at_lr(self, i: int) -> dict:
+        """Per-seed arrays of learning rate index i."""
+        take = lambda t: None if t is None else jax.tree_util.tree_map(lambda a: a[i], t)
+        return {
+            "lr": float(self.lrs[i]),
+            "eval_loss": self.eval_loss[i],
+            "train_loss": self.train_loss[i],
+            "grad_norm": self.grad_norm[i],
+            "snap_params": take(self.snap_params),
+            "snap_delta": take(self.snap_delta),
+            "final_params": take(self.final_params),
+            "dense_params": take(self.dense_params),
+        }
+
+
+@dataclasses.dataclass
+class SweepResult:
+    groups: dict[str, GroupResult]
+    eval_steps: np.ndarray
+    snap_steps: np.ndarray
+    config: SweepConfig
+    seconds: float
+
+    def best(self, optimizer: str) -> dict:
+        g = self.groups[optimizer]
+        return g.at_lr(g.best_lr_index(min(self.config.final_tail, self.config.steps)))
+
+
+def _stack_host(chunks: list, axis: int):
+    return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs, axis=axis), *chunks)
+
+
+def run_sweep(
+    mspec: model.ModelSpec,
+    dspec: data.DataSpec,
+    optimizers: Mapping[str, Sequence[float]],
+    seeds: Sequence[int],
+    cfg: SweepConfig,
+    eval_batch: dict | None = None,
+    log: Callable[[str], None] | None = print,
+) -> SweepResult:
+    """Trains every (optimizer, lr, seed) combination; see the module docstring."""
+    start = time.time()
+    seeds = tuple(int(s) for s in seeds)
+    names = tuple(optimizers)
+    lrs = {k: jnp.asarray(np.asarray(optimizers[k], np.float32)) for k in names}
+    if eval_batch is None:
+        eval_batch = data.eval_batch(dspec, cfg.batch)
+    keys = [keys_for_seed(s) for s in seeds]
+    init_keys = jnp.stack([k[0] for k in keys])
+    data_keys_S = jnp.stack([k[1] for k in keys])
+    params_S = jax.vmap(lambda k: model.init_params(mspec, k))(init_keys)
+    txs = {k: make_optimizer(optimizer_config(k, 1.0, cfg.clip), cfg.steps)[0] for k in names}
+
+    loss_fn = lambda p, b: model.mse_loss(mspec, p, b)
+    over_runs = lambda f, b_axis: jax.vmap(jax.vmap(f, (0, b_axis)), (0, None))
+    eval_all = over_runs(loss_fn, None)
+
+    state = {}
+    for k in names:
+        n_lr = len(optimizers[k])
+        p = jax.tree_util.tree_map(lambda a, n_lr=n_lr: jnp.stack([a] * n_lr), params_S)
+        opt = jax.vmap(jax.vmap(txs[k].init))(p)
+        state[k] = (p, opt, jax.tree_util.tree_map(jnp.zeros_like, p))
+
+    def run_step(tx):
+        def step(params, opt_state, batch, lr):
+            loss, grads = jax.value_and_grad(loss_fn)(params, batch)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            new = jax.tree_util.tree_map(lambda p, u: p + lr * u, params, updates)
+            return new, opt_state, loss, global_norm(grads)
+
+        return jax.vmap(jax.vmap(step, (0, 0, 0, None)), (0, 0, None, 0))
+
+    steppers = {k: run_step(txs[k]) for k in names}
+
+    def chunk(state, t0, lr_d, ev_batch, n_blocks: int):
+        snap = {k: state[k][0] for k in names}
+
+        def block(state, b):
+            ev = {k: eval_all(state[k][0], ev_batch) for k in names}
+
+            def step(state, t):
+                keys_S = jax.vmap(jax.random.fold_in, (0, None))(data_keys_S, t)
+                batch_S = jax.vmap(lambda kk: data.sample(dspec, kk, cfg.batch))(keys_S)
+                new_state, outs = {}, {}
+                for k in names:
+                    p, o, delta = state[k]
+                    p2, o2, loss, gn = steppers[k](p, o, batch_S, lr_d[k])
+                    delta = jax.tree_util.tree_map(
+                        lambda a, b_, dl: jnp.where(t == t0, b_ - a, dl), p, p2, delta
+                    )
+                    new_state[k] = (p2, o2, delta)
+                    outs[k] = (loss, gn, p if cfg.dense else None)
+                return new_state, outs
+
+            ts = t0 + b * cfg.eval_stride + jnp.arange(cfg.eval_stride)
+            state, outs = jax.lax.scan(step, state, ts)
+            return state, (ev, outs)
+
+        state, (ev, outs) = jax.lax.scan(block, state, jnp.arange(n_blocks))
+        return state, snap, ev, outs
+
+    chunk_jit = jax.jit(chunk, static_argnums=(4,), donate_argnums=(0,))
+    final_eval = jax.jit(lambda st, eb: {k: eval_all(st[k][0], eb) for k in names})
+
+    ev_chunks, out_chunks, snap_chunks, delta_chunks, snap_steps = [], [], [], [], []
+    t0 = 0
+    while t0 < cfg.steps:
+        n_steps = min(cfg.snapshot_stride, cfg.steps - t0)
+        state, snap, ev, outs = chunk_jit(
+            state, jnp.int32(t0), lrs, eval_batch, n_steps // cfg.eval_stride
+        )
+        snap_chunks.append(jax.device_get(snap))
+        delta_chunks.append(jax.device_get({k: state[k][2] for k in names}))
+        ev_chunks.append(jax.device_get(ev))
+        out_chunks.append(jax.device_get(outs))
+        snap_steps.append(t0)
+        t0 += n_steps
+        if log is not None:
+            msg = ", ".join(
+                f"{k} eval {np.nanmin(np.asarray(ev[k][-1]).mean(-1)):.3g}" for k in names
+            )
+            log(f"  step {t0}/{cfg.steps} ({time.time() - start:.0f}s): best-lr {msg}")
+    ev_last = jax.device_get(final_eval(state, eval_batch))
+
+    groups = {}
+    for k in names:
+        # ev chunks: (n_blocks, n_lr, n_seed) -> (n_lr, n_seed, n_eval)
+        ev_k = np.concatenate([c[k] for c in ev_chunks] + [ev_last[k][None]], axis=0)
+        loss = np.concatenate([c[k][0].reshape(-1, *c[k][0].shape[2:]) for c in out_chunks])
+        gn = np.concatenate([c[k][1].reshape(-1, *c[k][1].shape[2:]) for c in out_chunks])
+        dense = None
+        if cfg.dense:
+            dense = _stack_host(
+                [
+                    jax.tree_util.tree_map(
+                        lambda a: np.moveaxis(a.reshape(-1, *a.shape[2:]), 0, 2), c[k][2]
+                    )
+                    for c in out_chunks
+                ],
+                axis=2,
+            )
+        to_snap = lambda trees, k=k: _stack_host(
+            [jax.tree_util.tree_map(lambda a: a[:, :, None], t[k]) for t in trees], axis=2
+        )
+        groups[k] = GroupResult(
+            optimizer=k,
+            lrs=np.asarray(optimizers[k], np.float64),
+            seeds=np.asarray(seeds),
+            eval_loss=np.moveaxis(ev_k, 0, -1),
+            train_loss=np.moveaxis(loss, 0, -1),
+            grad_norm=np.moveaxis(gn, 0, -1),
+            snap_params=to_snap(snap_chunks),
+            snap_delta=to_snap(delta_chunks),
+            final_params=jax.device_get(state[k][0]),
+            dense_params=dense,
+        )
+    eval_steps = np.arange(0, cfg.steps + 1, cfg.eval_stride)
+    return SweepResult(groups, eval_steps, np.asarray(snap_steps), cfg, time.time() - start)
