@@ -16,8 +16,10 @@ from trainloop.metrics import read_metrics
 TIMING = ("train/steps_per_sec", "train/examples_per_sec", "train/tokens_per_sec")
 
 
-def _run(workdir, devices=None, task=None, **overrides):
+def _run(workdir, devices=1, task=None, **overrides):
+    """Trains the toy task on the first `devices` devices (all 8 when None)."""
     task = task or make_toy_task()
+    devices = jax.devices() if devices is None else jax.devices()[:devices]
     return train_lib.train_and_evaluate(
         toy_config(**overrides), str(workdir), task, devices=devices
     )
@@ -37,14 +39,14 @@ def _values(workdir):
 
 def test_eight_devices_match_one_device(tmp_path):
     assert jax.device_count() == 8
-    one = _run(tmp_path / "one", devices=jax.devices()[:1])
-    eight = _run(tmp_path / "eight")
+    one = _run(tmp_path / "one", devices=1)
+    eight = _run(tmp_path / "eight", devices=None)
     chex.assert_trees_all_close(_params(one), _params(eight), atol=1e-6, rtol=1e-6)
 
 
 def test_fsdp_sharded_params_match_data_parallel(tmp_path):
-    dp = _run(tmp_path / "dp", task=make_toy_task(device_data=True))
-    fsdp = _run(tmp_path / "fsdp", task=make_toy_task(device_data=True), **{"mesh.fsdp": 4})
+    dp = _run(tmp_path / "dp", devices=None, task=make_toy_task(device_data=True))
+    fsdp = _run(tmp_path / "fsdp", None, make_toy_task(device_data=True), **{"mesh.fsdp": 4})
     w = fsdp.state["params"]["hidden"]["w"]
     assert "fsdp" in str(w.sharding.spec), w.sharding  # really sharded, not replicated
     chex.assert_trees_all_close(_params(dp), _params(fsdp), atol=1e-6, rtol=1e-6)
@@ -52,8 +54,8 @@ def test_fsdp_sharded_params_match_data_parallel(tmp_path):
 
 def test_grad_accumulation_equals_full_batch(tmp_path):
     task = make_toy_task(dropout=False)
-    full = _run(tmp_path / "full", task=task)
-    accum = _run(tmp_path / "accum", task=task, grad_accum_steps=2)
+    full = _run(tmp_path / "full", devices=None, task=task)
+    accum = _run(tmp_path / "accum", devices=None, task=task, grad_accum_steps=2)
     chex.assert_trees_all_close(_params(full), _params(accum), atol=1e-5, rtol=1e-5)
 
 
@@ -121,7 +123,7 @@ def _snapshot(path):
 
 def test_batch_not_divisible_by_devices(tmp_path):
     with pytest.raises(ConfigError, match="batch_size=12 .*not divisible by the 8"):
-        _run(tmp_path, task=make_toy_task(batch_size=12), batch_size=12)
+        _run(tmp_path, devices=None, task=make_toy_task(batch_size=12), batch_size=12)
     assert not (tmp_path / "checkpoints").exists()
 
 
