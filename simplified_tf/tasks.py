@@ -1,0 +1,120 @@
+"""Training tasks for `trainloop`: causal LM (decoder) and masked LM (BERT) on `simplified_tf.data`.
+
+Register with scripts/train.py as "simplified_tf.tasks:make_lm_task" and
+"simplified_tf.tasks:make_mlm_task". Both read `config.model` (see `model_config`), `config.data`
+(see `simplified_tf.data.default_data_config`), `config.batch_size` and `config.seed` (model init
+comes from the loop's rng; the data order uses `config.data_seed` if present, else `config.seed`).
+
+Loss: token-weighted mean cross-entropy, sum(w * nll) / sum(w), with the data pipeline's weights
+(decoder: every position with a target, minus EOS/pad targets when data.mask_eos; BERT: the
+masked positions). Metrics: `accuracy` (weighted), `weight` (= sum(w), so the loop weights eval
+batches by predicted tokens and eval/loss is the exact token mean), `num_tokens` (input tokens
+processed: B*T for the decoder, valid tokens for BERT) and, in evaluation, `perplexity` =
+exp(batch loss). Note the loop averages per-batch perplexities (weighted), which overestimates
+exp(eval/loss) slightly; exp(eval/loss) is the exact corpus perplexity.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+from flax import nnx
+
+from simplified_tf.data import TextData, check_seq_len, make_text_data
+from simplified_tf.models import build_model
+from trainloop.config_util import ConfigError
+from trainloop.task import Task
+
+
+def weighted_cross_entropy(logits_BTV, targets_BT, weights_BT):
+    """(token-weighted mean NLL, weighted accuracy, sum of weights); logits in float32."""
+    logits_BTV = logits_BTV.astype(jnp.float32)
+    logz_BT = jax.nn.logsumexp(logits_BTV, axis=-1)
+    picked_BT = jnp.take_along_axis(logits_BTV, targets_BT[..., None], axis=-1)[..., 0]
+    nll_BT = logz_BT - picked_BT
+    w_BT = weights_BT.astype(jnp.float32)
+    total = jnp.sum(w_BT)
+    denom = jnp.maximum(total, 1.0)
+    loss = jnp.sum(w_BT * nll_BT) / denom
+    correct_BT = (jnp.argmax(logits_BTV, axis=-1) == targets_BT).astype(jnp.float32)
+    return loss, jnp.sum(w_BT * correct_BT) / denom, total
+
+
+def _check_model_vs_data(model_cfg, data: TextData) -> None:
+    if data.vocab_size > model_cfg.vocab_size:
+        raise ConfigError(
+            f"The tokenizer has {data.vocab_size} tokens but model.vocab_size="
+            f"{model_cfg.vocab_size}; set model.vocab_size >= {data.vocab_size} (usually equal to "
+            "data.vocab_size)."
+        )
+    check_seq_len(data.config.seq_len, int(model_cfg.max_len))
+
+
+def _param_fns(model_cfg: ml_collections.ConfigDict):
+    """(init(rng) -> pure param dict, apply_model(params) -> nnx model) for `model_cfg`."""
+    graphdef, abstract = nnx.split(nnx.eval_shape(lambda: build_model(model_cfg, rngs=nnx.Rngs(0))))
+
+    def init(rng):
+        return nnx.to_pure_dict(nnx.state(build_model(model_cfg, rngs=nnx.Rngs(rng))))
+
+    def merge(params):
+        state = jax.tree_util.tree_map(lambda x: x, abstract)  # fresh copy of the template
+        nnx.replace_by_pure_dict(state, params)
+        return nnx.merge(graphdef, state)
+
+    return init, merge
+
+
+def _data_seed(config) -> int:
+    return int(config.get("data_seed", config.seed))
+
+
+def make_task_and_data(config: ml_collections.ConfigDict, kind: str) -> tuple[Task, TextData]:
+    """The Task for `kind` ("decoder" | "bert") and the TextData behind it (for sampling, logs)."""
+    if config.model.kind != kind:
+        raise ConfigError(f"model.kind={config.model.kind!r} but this task needs kind={kind!r}.")
+    data = make_text_data(
+        config.data, kind=kind, global_batch_size=int(config.batch_size), seed=_data_seed(config)
+    )
+    _check_model_vs_data(config.model, data)
+    init, merge = _param_fns(config.model)
+    use_dropout = float(config.model.dropout) > 0
+
+    def forward(params, batch, rng):
+        model = merge(params)
+        rng = rng if use_dropout else None
+        if kind == "decoder":
+            return model(batch["inputs"], rng=rng), jnp.float32(batch["inputs"].size)
+        valid_BT = batch["valid"]
+        return model(batch["inputs"], valid_BT, rng=rng), jnp.sum(valid_BT.astype(jnp.float32))
+
+    def loss_fn(params, batch, rng):
+        logits_BTV, num_tokens = forward(params, batch, rng)
+        loss, acc, weight = weighted_cross_entropy(logits_BTV, batch["targets"], batch["weights"])
+        return loss, {"accuracy": acc, "weight": weight, "num_tokens": num_tokens}
+
+    def eval_loss(params, batch):
+        loss, metrics = loss_fn(params, batch, None)
+        return loss, {**metrics, "perplexity": jnp.exp(loss)}
+
+    task = Task(
+        init=init,
+        loss=loss_fn,
+        global_batch_size=int(config.batch_size),
+        host_batch=data.host_batch,
+        eval_batches=data.eval_batches if data.config.eval_batches > 0 else None,
+        eval_loss=eval_loss,
+        name=f"{'lm' if kind == 'decoder' else 'mlm'}/{config.model.block}",
+    )
+    return task, data
+
+
+def make_lm_task(config: ml_collections.ConfigDict) -> Task:
+    """Causal language modelling with the decoder (CodeParrot-style recipe, spec §6.1)."""
+    return make_task_and_data(config, "decoder")[0]
+
+
+def make_mlm_task(config: ml_collections.ConfigDict) -> Task:
+    """Masked language modelling with the BERT encoder (Crammed-BERT-style recipe, spec §6.3)."""
+    return make_task_and_data(config, "bert")[0]

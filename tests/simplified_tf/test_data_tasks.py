@@ -1,0 +1,97 @@
+"""LM / MLM tasks: jittable init, weighted loss semantics, a learning step, config mismatches."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from simplified_tf.data import default_data_config
+from simplified_tf.model_config import model_config
+from simplified_tf.tasks import make_task_and_data, weighted_cross_entropy
+from trainloop.config_util import ConfigError
+from trainloop.defaults import base_config
+
+WORDS = "def return self import class for while if else None True value data index".split()
+
+
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    rng = np.random.default_rng(1)
+    for i in range(30):
+        lines = [
+            " ".join(rng.choice(WORDS, rng.integers(2, 9))) for _ in range(rng.integers(5, 60))
+        ]
+        (root / f"m{i}.py").write_text("\n".join(lines) + "\n")
+    return root, tmp_path_factory.mktemp("cache")
+
+
+def _config(paths, kind="decoder", block="sas_p", **model_kw):
+    c = base_config()
+    c.batch_size = 8
+    c.model = model_config(block, "tiny", kind, **{"vocab_size": 400, **model_kw})
+    c.data = default_data_config(
+        kind,
+        source=str(paths[0]),
+        cache_dir=str(paths[1]),
+        vocab_size=400,
+        seq_len=32,
+        val_fraction=0.15,
+        eval_batches=2,
+    )
+    return c
+
+
+def test_weighted_cross_entropy_ignores_zero_weights():
+    logits = jax.random.normal(jax.random.key(0), (2, 5, 7))
+    targets = jnp.array([[1, 2, 3, 4, 5], [0, 1, 2, 3, 4]])
+    weights = jnp.array([[1, 1, 0, 1, 0], [0, 0, 0, 1, 1]], jnp.float32)
+    loss, acc, w = weighted_cross_entropy(logits, targets, weights)
+    logp = jax.nn.log_softmax(logits)
+    nll = -jnp.take_along_axis(logp, targets[..., None], -1)[..., 0]
+    chex.assert_trees_all_close(loss, jnp.sum(nll * weights) / 5, rtol=1e-6)
+    assert float(w) == 5.0 and 0.0 <= float(acc) <= 1.0
+    changed = targets.at[0, 2].set(6).at[1, 0].set(6)  # only zero-weight targets
+    chex.assert_trees_all_close(weighted_cross_entropy(logits, changed, weights)[0], loss)
+
+
+def _init_and_step(paths, kind, block):
+    task, data = make_task_and_data(_config(paths, kind, block), kind)
+    params = jax.jit(task.init)(jax.random.key(0))
+    batch = jax.tree_util.tree_map(jnp.asarray, task.host_batch(0, 0, 1))
+    loss_and_grad = jax.jit(jax.value_and_grad(task.loss, has_aux=True))
+    (loss, metrics), grads = loss_and_grad(params, batch, jax.random.key(1))
+    assert np.isfinite(float(loss))
+    assert abs(float(loss) - np.log(400)) < 1.5  # near-uniform over the 400 model logits
+    chex.assert_trees_all_close(metrics["weight"], batch["weights"].sum())
+    new = jax.tree_util.tree_map(lambda p, g: p - 0.05 * g, params, grads)
+    (loss2, _), _ = loss_and_grad(new, batch, jax.random.key(1))
+    assert float(loss2) < float(loss)
+    ev = task.eval_batches()
+    assert len(ev) == 2 and ev[0]["inputs"].shape == (8, 32)
+    return task, params, ev
+
+
+def test_lm_task_init_and_step(paths):
+    _init_and_step(paths, "decoder", "pre_ln")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind,block", [("decoder", "sas_p"), ("bert", "sas")])
+def test_task_step_and_eval_perplexity(paths, kind, block):
+    task, params, ev = _init_and_step(paths, kind, block)
+    eval_loss, em = jax.jit(task.eval_loss)(params, jax.tree_util.tree_map(jnp.asarray, ev[0]))
+    chex.assert_trees_all_close(em["perplexity"], jnp.exp(eval_loss), rtol=1e-5)
+    assert 0.0 <= float(em["accuracy"]) <= 1.0
+
+
+def test_mismatches_are_config_errors(paths):
+    with pytest.raises(ConfigError, match="model.vocab_size >= "):
+        make_task_and_data(_config(paths, vocab_size=256), "decoder")
+    cfg = _config(paths)
+    cfg.data.seq_len = 64  # tiny model has 32 positions
+    with pytest.raises(ConfigError, match="exceeds the model's 32 positions"):
+        make_task_and_data(cfg, "decoder")
+    with pytest.raises(ConfigError, match="kind='bert'"):
+        make_task_and_data(_config(paths), "bert")
