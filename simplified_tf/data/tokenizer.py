@@ -7,6 +7,11 @@
   default corpus is code). The result is cached under
   `<cache>/tokenizers/<kind>-v<vocab>-r<recipe>-<train fingerprint>.json`, published atomically
   and never overwriting an existing file, so a cache hit is the exact same tokenizer.
+  Byte-level BPE training is deterministic. WordPiece training is not quite: the trainer
+  breaks ties between equally frequent merges in hash-map order, so two trainings can differ in
+  a few rare pieces (ids are renumbered canonically, see `_canonicalize_wordpiece`). Processes
+  sharing a cache directory always agree (the first published file wins and the others load
+  it); hosts with separate caches should share one tokenizer.json via `data.tokenizer`.
 - a path to a `tokenizer.json`.
 - `"hf:<name>"`: `Tokenizer.from_pretrained(name)` (needs network or a warm HF cache).
 """
@@ -37,7 +42,7 @@ KINDS = ("decoder", "bert")
 EOS = "<|endoftext|>"
 BERT_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 # Bump when the training recipe changes so old cache entries are not mistaken for new ones.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 # Minimum vocabulary for training: byte-level BPE needs all 256 bytes plus its special token.
 _MIN_VOCAB = {"decoder": 256 + 1, "bert": 64 + len(BERT_SPECIALS)}
 
@@ -150,6 +155,7 @@ def train_tokenizer(texts: Sequence[str], kind: str, vocab_size: int) -> Tokeniz
             f"{tok.get_vocab_size()} tokens. Use data.vocab_size >= {tok.get_vocab_size()}."
         )
     if kind == "bert":
+        _canonicalize_wordpiece(tok)
         cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
         tok.post_processor = processors.TemplateProcessing(
             single="[CLS] $A [SEP]",
@@ -157,6 +163,22 @@ def train_tokenizer(texts: Sequence[str], kind: str, vocab_size: int) -> Tokeniz
             special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
         )
     return tok
+
+
+def _canonicalize_wordpiece(tok: Tokenizer) -> None:
+    """Renumbers a trained WordPiece vocabulary: specials first, then the rest sorted.
+
+    The WordPiece trainer numbers sub-word pieces in hash-map order, so two trainings on the same
+    text give the same pieces under different ids. WordPiece encoding depends only on the set of
+    pieces, so a canonical numbering makes independently trained copies (e.g. processes with
+    separate caches) interchangeable.
+    """
+    vocab = tok.get_vocab()
+    if [vocab.get(t) for t in BERT_SPECIALS] != list(range(len(BERT_SPECIALS))):
+        raise AssertionError(f"Unexpected special-token ids after training: {vocab}")
+    rest = sorted(t for t in vocab if t not in BERT_SPECIALS)
+    ordered = {t: i for i, t in enumerate(list(BERT_SPECIALS) + rest)}
+    tok.model = models.WordPiece(ordered, unk_token="[UNK]", continuing_subword_prefix="##")
 
 
 def cached_tokenizer_path(root: pathlib.Path, kind: str, vocab_size: int, train_fp: str):

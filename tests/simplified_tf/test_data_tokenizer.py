@@ -82,11 +82,22 @@ def test_cache_key_includes_corpus_and_kind(tmp_path):
     assert a != tokenizer.cached_tokenizer_path(tmp_path, "bert", 300, "aaaa")
 
 
-def test_training_is_deterministic(tmp_path):
-    texts = synthetic_texts()
+def test_byte_level_training_is_deterministic():
+    # processes with separate caches each train their own copy; they must agree
+    texts = synthetic_texts(n=60, seed=3)
     a = tokenizer.train_tokenizer(texts, "decoder", 300)
     b = tokenizer.train_tokenizer(texts, "decoder", 300)
     assert a.to_str() == b.to_str()
+
+
+def test_wordpiece_numbering_is_canonical():
+    # the WordPiece trainer numbers pieces in hash order; ids are renumbered to a fixed order
+    vocab = tokenizer.train_tokenizer(synthetic_texts(), "bert", 300).get_vocab()
+    by_id = sorted(vocab, key=vocab.get)
+    n = len(tokenizer.BERT_SPECIALS)
+    assert tuple(by_id[:n]) == tokenizer.BERT_SPECIALS
+    assert by_id[n:] == sorted(by_id[n:])
+    assert sorted(vocab.values()) == list(range(len(vocab)))
 
 
 def test_unreadable_cache_entry_is_kept_and_not_trusted(tmp_path):
