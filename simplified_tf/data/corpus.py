@@ -115,7 +115,7 @@ def _jsonl_documents(path: pathlib.Path, name: str, text: str, text_field: str):
     return docs, bad
 
 
-def _local_corpus(source: str, root: pathlib.Path, files: list[pathlib.Path], text_field: str):
+def _local_corpus(root: pathlib.Path, files: list[pathlib.Path], text_field: str):
     docs, skipped = [], 0
     for path in files:
         name = path.name if root.is_file() else path.relative_to(root).as_posix()
@@ -194,7 +194,7 @@ def load_corpus(source: str, *, text_field: str = "text", max_documents: int = 0
                 f"data.source={source!r}: no {', '.join(extensions)} files found under {root} "
                 "(test folders, site-packages and hidden folders are not searched)."
             )
-        docs, skipped = _local_corpus(source, root, files, text_field)
+        docs, skipped = _local_corpus(root, files, text_field)
         where = str(root)
     num_empty = sum(1 for d in docs if not d.text.strip())
     docs = [d for d in docs if d.text.strip()]
