@@ -44,6 +44,9 @@ class Task:
         Called at every evaluation, so it must return the same batches each time.
       eval_loss: (params, batch) -> (loss, metrics) used in evaluation; defaults to `loss` with a
         fixed rng.
+      eval_summary: aggregated eval metrics (names without the `eval/` prefix, e.g. "loss") ->
+        extra metrics derived from the whole evaluation, e.g. perplexity = exp(loss), which cannot be
+        averaged over batches.
       name: short human-readable task name for logs.
     """
 
@@ -54,6 +57,7 @@ class Task:
     device_batch: Callable[[jax.Array], Batch] | None = None
     eval_batches: Callable[[], Iterable[Batch]] | None = None
     eval_loss: Callable[[Params, Batch], tuple[jax.Array, Metrics]] | None = None
+    eval_summary: Callable[[dict[str, float]], dict[str, float]] | None = None
     name: str = "task"
 
     def __post_init__(self):

@@ -280,7 +280,10 @@ def _evaluate(task, eval_step, params, mesh, cache):
         for k, v in {"loss": float(loss), **aux}.items():
             if k != "weight":
                 totals[k] = totals.get(k, 0.0) + w * v
-    return {f"eval/{k}": v / max(weight_sum, 1e-12) for k, v in totals.items()}
+    means = {k: v / max(weight_sum, 1e-12) for k, v in totals.items()}
+    if task.eval_summary is not None:
+        means |= task.eval_summary(dict(means))
+    return {f"eval/{k}": v for k, v in means.items()}
 
 
 def _run(config, task, mesh, state, start, num_steps, train_step, eval_step, ckpts, writer, meta):
