@@ -52,9 +52,19 @@ def make_task(config):
     return getattr(importlib.import_module(module), factory)(config)
 
 
+def _quiet_libraries() -> None:
+    """Keeps library INFO chatter (orbax, XLA bridge) off the console unless -v/--verbosity is given.
+
+    The loop announces what matters (resume, stop, finish) on stderr itself.
+    """
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    _quiet_libraries()
     import jax
 
     if _MULTIHOST.value:

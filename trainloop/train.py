@@ -9,9 +9,9 @@ uninterrupted one exactly.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import signal
+import sys
 import time
 
 import jax
@@ -29,6 +29,13 @@ from trainloop.progress import Progress
 from trainloop.task import Task
 
 NONFINITE_WHAT = {1: "train/loss", 2: "train/grad_norm"}
+
+
+def announce(message: str) -> None:
+    """A line for the user on stderr (process 0) and in the log, whatever the log verbosity."""
+    logging.info(message)
+    if jax.process_index() == 0:
+        print(message, file=sys.stderr, flush=True)
 
 
 class NonFiniteError(FloatingPointError):
@@ -236,7 +243,7 @@ def train_and_evaluate(
         latest = ckpts.latest_step()
         if latest is not None:
             state, _ = ckpts.restore(latest, abstract_state, workdir)
-            logging.info("Resumed from %s at step %d.", ckpts.directory, latest)
+            announce(f"Resuming from {ckpts.directory} at step {latest}.")
         else:
             state = jax.jit(init_state, out_shardings=shardings)(init_key)
         _write_config(workdir, config)
@@ -291,7 +298,7 @@ def _run(config, task, mesh, state, start, num_steps, train_step, eval_step, ckp
     eval_cache: dict = {}
     progress = Progress(num_steps, start, enabled=config.progress_bar)
     if start >= num_steps:
-        logging.info("Already at step %d >= num_steps=%d; nothing to train.", start, num_steps)
+        announce(f"Already at step {start} >= num_steps={num_steps}; nothing to train.")
     window_start, window_steps = time.perf_counter(), 0
     with _StopFlag() as stop:
         step = start
@@ -332,12 +339,9 @@ def _run(config, task, mesh, state, start, num_steps, train_step, eval_step, ckp
                 ckpts.save(step, state, meta, force=True)
             if interrupted:
                 result.interrupted, result.signal = True, stop.signum
-                logging.warning("Stopped by signal at step %d; checkpoint saved.", step)
+                announce(f"Stopped by signal {stop.signum} at step {step}; checkpoint saved.")
                 break
     progress.close()
     ckpts.wait()
     result.step, result.state = step, state
-    if jax.process_index() == 0:
-        summary = {"step": step, "interrupted": result.interrupted}
-        logging.info("Done: %s", json.dumps(summary))
     return result
