@@ -105,7 +105,8 @@ class Dense(nnx.Module):
 class Reparam(nnx.Module):
     """W = alpha * W_init + beta * dW (spec Eq. 6): dW trainable (init 0, decayed), W_init fixed.
 
-    alpha and beta are per-layer scalars, trainable Params (no decay) or `Fixed` variables. An
+    alpha and beta are per-layer scalars, trainable Params `alpha`/`beta` (no decay) or `Fixed`
+    variables `alpha_fixed`/`beta_fixed`. An
     identity W_init is never materialised: x @ W = alpha * x + beta * (x @ dW). Orthogonal and
     Gaussian (N(0, 1/d)) W_init are regenerated from `key` (derived from `reparam_seed`).
     """
@@ -113,20 +114,28 @@ class Reparam(nnx.Module):
     def __init__(self, width: int, w_init: str, alpha, beta, trainable: bool, key: jax.Array):
         self.w_init_kind = w_init
         self.delta = nnx.Param(jnp.zeros((width, width), F32))
-        var = nnx.Param if trainable else Fixed
-        self.alpha = var(jnp.asarray(alpha, F32))
-        self.beta = var(jnp.asarray(beta, F32))
+        if trainable:
+            self.alpha = nnx.Param(jnp.asarray(alpha, F32))
+            self.beta = nnx.Param(jnp.asarray(beta, F32))
+        else:  # distinct names, so path rules (optimizer.frozen) can tell them from params
+            self.alpha_fixed = Fixed(jnp.asarray(alpha, F32))
+            self.beta_fixed = Fixed(jnp.asarray(beta, F32))
         if w_init == "orth":
             self.w_init = Fixed(orthogonal(key, width))
         elif w_init == "normal":
             self.w_init = Fixed(jax.random.normal(key, (width, width), F32) / jnp.sqrt(width))
 
+    def _gains(self):
+        if hasattr(self, "alpha"):
+            return self.alpha[...], self.beta[...]
+        return self.alpha_fixed[...], self.beta_fixed[...]
+
     def __call__(self, x: jax.Array) -> jax.Array:
         dt = x.dtype
-        alpha, beta = self.alpha[...].astype(dt), self.beta[...].astype(dt)
+        alpha, beta = self._gains()
         if self.w_init_kind == "identity":
-            return alpha * x + beta * (x @ self.delta[...].astype(dt))
-        w = self.alpha[...] * self.w_init[...] + self.beta[...] * self.delta[...]
+            return alpha.astype(dt) * x + beta.astype(dt) * (x @ self.delta[...].astype(dt))
+        w = alpha * self.w_init[...] + beta * self.delta[...]
         return x @ w.astype(dt)
 
 

@@ -29,6 +29,16 @@ NO_DECAY_RULES = (
     r"(^|/)(" + "|".join(GAIN_NAMES) + r")$",
 )
 
+# Non-Param state (layers.Fixed): fixed W_init and fixed reparam gains. If a task keeps the whole
+# model state in its params dict, these rules (optimizer.frozen) keep them from ever changing.
+FROZEN_RULES = (r"(^|/)(w_init|alpha_fixed|beta_fixed)$",)
+
+
+def frozen_rules(model_config: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """Rules for `optimizer.frozen` matching every non-trainable `Fixed` variable of the model."""
+    validate(model_config)
+    return FROZEN_RULES
+
 
 def no_decay_rules(model_config: ml_collections.ConfigDict) -> tuple[str, ...]:
     """Rules for `optimizer.no_decay`: all biases (b_qk, LayerNorm/head biases), all norm scales,
