@@ -93,13 +93,17 @@ def init_model(cfg: ml_collections.ConfigDict, seed: int = 0) -> nnx.Module:
 
 
 def model_from_params(cfg: ml_collections.ConfigDict, params: Mapping) -> nnx.Module:
-    """The model with `params` (a pure dict as the tasks store it) loaded over a fresh init, so keys
-    missing from `params` (e.g. regenerated fixed W_init) keep their deterministic init value."""
-    model = init_model(cfg)
-    state = nnx.state(model)
+    """The model with `params` (a pure dict as the tasks store it: `nnx.to_pure_dict` of the full
+    state). Keys missing from `params` (e.g. a fixed W_init) fall back to a fresh init of `cfg`."""
+    abstract = nnx.eval_shape(lambda: build_model(cfg, rngs=nnx.Rngs(0)))
+    graphdef, state = nnx.split(abstract)
     nnx.replace_by_pure_dict(state, jax.tree.map(jnp.asarray, dict(params)))
-    nnx.update(model, state)
-    return model
+    if any(isinstance(x, jax.ShapeDtypeStruct) for x in jax.tree.leaves(state)):
+        fresh = nnx.state(init_model(cfg))
+        state = jax.tree.map(
+            lambda x, f: f if isinstance(x, jax.ShapeDtypeStruct) else x, state, fresh
+        )
+    return nnx.merge(graphdef, state)
 
 
 # ----------------------------------------------------------------------------- statistics
