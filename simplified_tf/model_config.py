@@ -44,7 +44,7 @@ _SIZES = {
         width=64,
         num_heads=2,
         d_ff=256,
-        vocab_size=256,
+        vocab_size=512,  # >= 257: a byte-level tokenizer needs 256 bytes + EOS
         seq_len=32,
         max_len=32,
         beta_ff=0.1,

@@ -27,7 +27,7 @@ def test_decoder_is_causal(block):
     gd, state = nnx.split(model)
     T, t = 8, 4
     x = jax.random.normal(jax.random.key(3), (2, T, 64))
-    proj = jax.random.normal(jax.random.key(4), (256,))
+    proj = jax.random.normal(jax.random.key(4), (model.embed.tokens.shape[0],))
 
     def output_t(x, state):
         m = nnx.merge(gd, state)
