@@ -1,0 +1,286 @@
+"""Throughput benchmarks of the suite (`make bench`); writes results.json and RESULTS.md.
+
+  .venv/bin/python benchmarks/run.py                  # full: < 15 min on 2 cores
+  .venv/bin/python benchmarks/run.py --quick          # ~2-3 min smoke run (size=small, few steps)
+  .venv/bin/python benchmarks/run.py --only=decoder   # or peer | linear | compile (comma list)
+
+Sections:
+  decoder  every block at size=small and size=medium: the real jitted train step (see
+           benchmarks/decoder.py), interleaved round-robin (order rotated per round) so machine
+           noise hits all blocks alike; median step time over >= 20 timed steps after warm-up,
+           tokens/s, analytic FLOPs/s, MFU against a 2048x2048 float32 matmul peak sampled between
+           the rounds, compile time, memory. Ratios are to pre_ln of the same size and run.
+  peer     HF GPT-2 (PyTorch, CPU) at the same config, timed inside the same rounds as the blocks
+           (needs the `bench` extra; skipped with a message otherwise). Runs with `decoder` only.
+  linear   linear_tf: the JAX step and Setting-1 protocol from benchmarks/linear_tf.py (run for
+           fewer steps and extrapolated linearly), against a plain PyTorch loop
+           (benchmarks/torch_peers.py) timed for a few hundred steps and extrapolated.
+  compile  compile time of the scanned deep config: 72 vs 18 layers (abstract shapes only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sys
+import time
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_REPO = os.path.dirname(_HERE)
+# `python benchmarks/run.py` puts benchmarks/ first on sys.path, where benchmarks/linear_tf.py would
+# shadow the linear_tf package: use the repository root instead.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+sys.path.insert(0, _REPO)
+
+from benchmarks import machine, report, torch_peers  # noqa: E402
+from benchmarks.decoder import DecoderBench, compile_only  # noqa: E402
+from simplified_tf.model_config import BLOCKS as ALL_BLOCKS  # noqa: E402
+
+BLOCKS = tuple(b for b in ALL_BLOCKS if b != "post_ln")  # Table 1 blocks; pre_ln first
+SECTIONS = ("decoder", "peer", "linear", "compile")
+
+# name -> per-size batch, rounds x steps per round, warm-up; linear steps; compile batch.
+MODES = {
+    "full": dict(
+        sizes=("small", "medium"),
+        batch={"small": 8, "medium": 2},
+        rounds=4,
+        steps_per_round=5,
+        warmup=2,
+        linear_jax_steps=1000,
+        linear_torch_steps=200,
+        compile_batch=8,
+    ),
+    "quick": dict(
+        sizes=("small",),
+        batch={"small": 2},
+        rounds=2,
+        steps_per_round=3,
+        warmup=1,
+        linear_jax_steps=250,
+        linear_torch_steps=50,
+        compile_batch=2,
+    ),
+}
+PROTOCOL = dict(optimizers=2, seeds=6, steps=10_000)
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ----------------------------------------------------------------------------- decoder (+ peer)
+
+
+def measure_decoder(
+    size: str,
+    batch_size: int,
+    blocks=BLOCKS,
+    rounds: int = 4,
+    steps_per_round: int = 5,
+    warmup: int = 2,
+    peer: bool = False,
+    devices=None,
+    peak: machine.MatmulPeak | None = None,
+) -> dict:
+    """Builds every block's step (and the GPT-2 peer), then times them round-robin.
+
+    Returns {"configs": {name: result}, "peak": matmul summary, "peer_skipped": reason or None};
+    derived ratios/MFU come from `summarise`.
+    """
+    peak = peak or machine.MatmulPeak(device=(devices or [None])[0])
+    benches = {}
+    for block in blocks:
+        log(f"{size}/{block}: build + compile")
+        benches[block] = DecoderBench(block, size, batch_size, devices=devices)
+        benches[block].warmup(warmup)
+    skipped = None
+    if peer:
+        skipped = torch_peers.missing()
+        if skipped is None:
+            ref = benches[blocks[0]]
+            log(f"{size}/hf_gpt2_torch: build")
+            host_batch = jax_to_numpy(ref.batch)
+            benches["hf_gpt2_torch"] = torch_peers.GPT2Peer(ref.model_cfg, host_batch, batch_size)
+            benches["hf_gpt2_torch"].warmup(warmup)
+        else:
+            log(skipped)
+    names = list(benches)
+    peak.sample(3)
+    for r in range(rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        log(f"{size}: round {r + 1}/{rounds} ({steps_per_round} steps each)")
+        for name in order:
+            benches[name].run(steps_per_round)
+        peak.sample(2)
+    configs = {name: b.result() for name, b in benches.items()}
+    del benches
+    gc.collect()
+    return {"configs": configs, "peak": peak.summary(), "peer_skipped": skipped}
+
+
+def jax_to_numpy(tree):
+    import jax
+    import numpy as np
+
+    return jax.tree_util.tree_map(np.asarray, jax.device_get(tree))
+
+
+def summarise(section: dict, baseline: str = "pre_ln") -> dict:
+    """Adds FLOPs/s, MFU and ratios to `baseline` (tokens/s, step time, parameters) in place."""
+    peak = section["peak"]["gflops_per_sec"] * 1e9
+    configs = section["configs"]
+    base = configs.get(baseline)
+    for name, r in configs.items():
+        if "flops_per_step" in r:
+            r["model_flops_per_sec"] = r["flops_per_step"] / r["step_time_s"]
+            r["mfu"] = r["model_flops_per_sec"] / peak
+        if base is not None:
+            r["tokens_per_sec_ratio"] = r["tokens_per_sec"] / base["tokens_per_sec"]
+            r["step_time_ratio"] = r["step_time_s"] / base["step_time_s"]
+            if "analytic" in r:
+                r["params_ratio"] = r["analytic"]["n_params"] / base["analytic"]["n_params"]
+    if base is not None and "hf_gpt2_torch" in configs:
+        section["ours_vs_peer"] = (
+            base["tokens_per_sec"] / configs["hf_gpt2_torch"]["tokens_per_sec"]
+        )
+    return section
+
+
+# ----------------------------------------------------------------------------- linear_tf
+
+
+def measure_linear(jax_steps: int, torch_steps: int) -> dict:
+    """JAX (benchmarks/linear_tf.py) vs a plain PyTorch loop on the Setting-1 protocol."""
+    out: dict = {"protocol": dict(PROTOCOL)}
+    runs = PROTOCOL["optimizers"] * PROTOCOL["seeds"]
+    total_run_steps = runs * PROTOCOL["steps"]
+    try:
+        from benchmarks import linear_tf as lt
+    except ImportError as e:  # pragma: no cover - the file belongs to another helper
+        out["jax"] = None
+        out["todo"] = f"benchmarks/linear_tf.py not importable ({e}); JAX side not measured."
+    else:
+        log("linear_tf: JAX step")
+        out["jax_step"] = lt.bench_step(repeats=30)
+        log(f"linear_tf: JAX Setting-1 protocol, {jax_steps} steps")
+        proto = lt.bench_protocol(jax_steps)
+        proto["extrapolated_full_s"] = proto["seconds"] * PROTOCOL["steps"] / jax_steps
+        out["jax"] = proto
+    skipped = torch_peers.missing(need_transformers=False)
+    if skipped:
+        out["torch"] = None
+        out["torch_skipped"] = skipped
+        log(skipped)
+        return out
+    log(f"linear_tf: PyTorch loop, {torch_steps} steps per optimiser")
+    per_opt = {}
+    for name in ("sgdm", "adam"):
+        loop = torch_peers.LinearTFTorchLoop(name, seed=0)
+        for _ in range(5):
+            loop.step()
+        times = [loop.step() for _ in range(torch_steps)]
+        per_opt[name] = dict(
+            median_step_ms=1e3 * machine.median(times),
+            mean_step_ms=1e3 * sum(times) / len(times),
+            steps_timed=len(times),
+            last_eval_loss=loop.eval_losses[-1],
+        )
+    mean_step = sum(v["mean_step_ms"] for v in per_opt.values()) / len(per_opt) / 1e3
+    out["torch"] = dict(
+        per_optimizer=per_opt,
+        extrapolated_full_s=mean_step * total_run_steps,
+        note=(
+            f"{torch_steps} steps per optimiser timed; the {runs} runs x {PROTOCOL['steps']} steps "
+            "are extrapolated linearly from the mean step time (runs are sequential in a plain loop)."
+        ),
+    )
+    if out.get("jax"):
+        out["speedup"] = out["torch"]["extrapolated_full_s"] / out["jax"]["extrapolated_full_s"]
+    return out
+
+
+# ----------------------------------------------------------------------------- compile depth
+
+
+def measure_compile(batch_size: int, block: str = "pre_ln") -> dict:
+    out = {}
+    for size in ("deep18", "deep"):
+        log(f"compile: {block} {size} (abstract)")
+        out[size] = compile_only(block, size, batch_size)
+    out["ratio_72_vs_18"] = out["deep"]["total_s"] / out["deep18"]["total_s"]
+    return out
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def parse_only(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return SECTIONS
+    parts = tuple(p.strip() for p in value.split(",") if p.strip())
+    bad = [p for p in parts if p not in SECTIONS]
+    if bad:
+        raise SystemExit(
+            f"--only={value!r}: unknown section(s) {bad}; valid: {', '.join(SECTIONS)}"
+        )
+    return parts
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="~2-minute smoke version")
+    ap.add_argument("--only", default="", help=f"comma list of {'|'.join(SECTIONS)}")
+    ap.add_argument("--out-dir", default=_HERE, help="where results.json and RESULTS.md go")
+    args = ap.parse_args(argv)
+    only = parse_only(args.only)
+    mode = "quick" if args.quick else "full"
+    m = MODES[mode]
+    command = "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    t_start = time.perf_counter()
+    results = dict(
+        mode=mode,
+        command=command.strip(),
+        machine=machine.machine_info(),
+        load_average_before=machine.load_average(),
+        settings=dict(m, sizes=list(m["sizes"])),
+        decoder={},
+    )
+    log(f"mode={mode} sections={','.join(only)} load={results['load_average_before']}")
+    peak = machine.MatmulPeak()
+    if "decoder" in only or "peer" in only:
+        blocks = BLOCKS if "decoder" in only else ("pre_ln",)
+        for size in m["sizes"]:
+            sec = measure_decoder(
+                size,
+                m["batch"][size],
+                blocks=blocks,
+                rounds=m["rounds"],
+                steps_per_round=m["steps_per_round"],
+                warmup=m["warmup"],
+                peer="peer" in only,
+                peak=peak,
+            )
+            results["decoder"][size] = summarise(sec)
+    if "linear" in only:
+        results["linear_tf"] = measure_linear(m["linear_jax_steps"], m["linear_torch_steps"])
+    if "compile" in only:
+        results["compile"] = measure_compile(m["compile_batch"])
+    results["load_average_after"] = machine.load_average()
+    results["wall_time_s"] = time.perf_counter() - t_start
+    results["targets"] = report.targets(results)
+    os.makedirs(args.out_dir, exist_ok=True)
+    with open(os.path.join(args.out_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=1, default=float)
+    with open(os.path.join(args.out_dir, "RESULTS.md"), "w") as f:
+        f.write(report.render(results))
+    log(
+        f"done in {results['wall_time_s']:.0f} s; wrote results.json and RESULTS.md in {args.out_dir}"
+    )
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""benchmarks/run.py: the measurement function on a tiny config (2 timed steps), the derived fields
+(ratios, MFU, parameter formula), target checks and the RESULTS.md rendering. No timing assertions."""
+
+import copy
+import math
+import os
+import sys
+
+import jax
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks import machine, report, run, torch_peers  # noqa: E402
+from benchmarks.decoder import analytic_flops, spec_formula_params  # noqa: E402
+from simplified_tf.model_config import model_config  # noqa: E402
+from simplified_tf.params import count_params  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_section():
+    peak = machine.MatmulPeak(n=128, device=jax.devices()[0])
+    sec = run.measure_decoder(
+        "tiny",
+        2,
+        blocks=("pre_ln", "sas_p"),
+        rounds=1,
+        steps_per_round=2,
+        warmup=1,
+        devices=jax.devices()[:1],
+        peak=peak,
+    )
+    return run.summarise(sec)
+
+
+def test_measure_decoder_fields_and_ratios(tiny_section):
+    configs = tiny_section["configs"]
+    assert set(configs) == {"pre_ln", "sas_p"}
+    base, sas_p = configs["pre_ln"], configs["sas_p"]
+    for r in (base, sas_p):
+        assert r["steps_timed"] == 2
+        assert r["tokens_per_step"] == 2 * 32
+        assert math.isclose(r["tokens_per_sec"], r["tokens_per_step"] / r["step_time_s"])
+        assert r["compile_time_s"] > 0 and r["flops_source"] == "analytic"
+        assert math.isfinite(r["loss_first"]) and math.isfinite(r["loss_last"])
+        peak = tiny_section["peak"]["gflops_per_sec"] * 1e9
+        assert math.isclose(r["mfu"], r["flops_per_step"] / r["step_time_s"] / peak)
+    assert base["tokens_per_sec_ratio"] == 1.0
+    assert math.isclose(
+        sas_p["tokens_per_sec_ratio"], sas_p["tokens_per_sec"] / base["tokens_per_sec"]
+    )
+    assert math.isclose(sas_p["step_time_ratio"], sas_p["step_time_s"] / base["step_time_s"])
+    # SAS-P removes W_V (layers >= 1) and W_P: fewer parameters and fewer FLOPs than Pre-LN.
+    assert sas_p["params_ratio"] < 1.0
+    assert sas_p["flops_per_step"] < base["flops_per_step"]
+
+
+@pytest.mark.parametrize(
+    "block", ["pre_ln", "parallel", "v_skipinit", "sas", "sas_p", "sas_p_nonorm"]
+)
+def test_param_formula_matches_model(block):
+    cfg = model_config(block, "small")
+    assert count_params(cfg)["total_excl_gains"] == spec_formula_params(cfg)
+
+
+def test_analytic_flops_pre_ln_by_hand():
+    cfg = model_config("pre_ln", "tiny")
+    d, f, L, V, T, B = cfg.width, cfg.d_ff, cfg.num_layers, cfg.vocab_size, cfg.seq_len, 3
+    n_matmul = L * (4 * d * d + 2 * d * f) + V * d
+    expected = 6 * n_matmul * B * T + 12 * L * T * d * B * T
+    assert analytic_flops(cfg, B)["flops"] == expected
+
+
+def _fake_results(section):
+    """A results dict with every Table-1 block (copies of the measured ones) for rendering."""
+    sec = copy.deepcopy(section)
+    src = sec["configs"]["sas_p"]
+    for block in run.BLOCKS:
+        if block not in sec["configs"]:
+            sec["configs"][block] = dict(copy.deepcopy(src), block=block)
+    sec["configs"]["hf_gpt2_torch"] = dict(
+        block="hf_gpt2_torch",
+        tokens_per_sec=src["tokens_per_sec"] / 2,
+        step_time_s=src["step_time_s"] * 2,
+        n_params=1,
+        torch="x",
+        transformers="y",
+        threads=2,
+        attn_implementation="sdpa",
+    )
+    sec = run.summarise(sec)
+    results = dict(
+        mode="quick",
+        command="python benchmarks/run.py --quick",
+        machine=machine.machine_info(),
+        load_average_before=[1.0, 1.0, 1.0],
+        load_average_after=[2.0, 2.0, 2.0],
+        settings=dict(run.MODES["quick"], sizes=["tiny"]),
+        decoder={"tiny": sec},
+        wall_time_s=1.0,
+    )
+    results["targets"] = report.targets(results)
+    return results
+
+
+def test_render_contains_every_block_and_targets(tiny_section):
+    results = _fake_results(tiny_section)
+    text = report.render(results)
+    for block in run.BLOCKS:
+        assert f"| {block} |" in text
+    assert "GPT2LMHeadModel" in text
+    for t in report.TARGETS.values():
+        assert t[0] in text
+    assert str(results["load_average_before"]) in text
+    # Peer ratio: pre_ln tokens/s over the peer's.
+    sec = results["decoder"]["tiny"]
+    assert math.isclose(
+        sec["ours_vs_peer"],
+        sec["configs"]["pre_ln"]["tokens_per_sec"]
+        / sec["configs"]["hf_gpt2_torch"]["tokens_per_sec"],
+    )
+    assert results["targets"]["param_formula"]["status"] == "hit"
+    assert results["targets"]["linear_tf"]["status"] == "not measured"
+
+
+def test_target_status_thresholds():
+    results = {
+        "decoder": {},
+        "linear_tf": {"speedup": 9.9},
+        "compile": {"ratio_72_vs_18": 1.2},
+    }
+    t = report.targets(results)
+    assert t["linear_tf"]["status"] == "missed"
+    assert t["compile_depth"]["status"] == "hit"
+    assert t["sas_p_speed"]["status"] == "not measured"
+
+
+def test_only_filter_rejects_unknown_section():
+    assert run.parse_only("decoder,peer") == ("decoder", "peer")
+    assert run.parse_only("") == run.SECTIONS
+    with pytest.raises(SystemExit, match="valid: decoder, peer, linear, compile"):
+        run.parse_only("gpu")
+
+
+def test_peer_missing_message(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch -> ImportError
+    msg = torch_peers.missing()
+    assert msg is not None and "torch==2.13.0" in msg
