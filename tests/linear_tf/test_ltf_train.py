@@ -86,20 +86,20 @@ def _single_run(task, opt_cfg, seed, steps):
 
 
 def test_sweep_equals_separate_runs_and_training_lowers_loss():
-    cfg_s = get_config("setting=1,steps=20,batch=100")
+    cfg_s = get_config("setting=1,steps=10,batch=50")
     task = make_task(cfg_s)
     mspec = model.ModelSpec()
     dspec = data.make_data_spec("1")
     lrs = {"adam": [0.02, 0.05], "sgdm": [0.05], "sgd": [0.2]}
-    scfg = sweep.SweepConfig(steps=20, batch=100, clip=1.0, eval_stride=10, snapshot_stride=10)
+    scfg = sweep.SweepConfig(steps=10, batch=50, clip=1.0, eval_stride=5, snapshot_stride=5)
     res = sweep.run_sweep(mspec, dspec, lrs, seeds=(0, 1), cfg=scfg, log=None)
     g = res.groups["adam"]
-    assert g.train_loss.shape == (2, 2, 20) and g.eval_loss.shape == (2, 2, 3)
-    np.testing.assert_array_equal(res.snap_steps, [0, 10])
+    assert g.train_loss.shape == (2, 2, 10) and g.eval_loss.shape == (2, 2, 3)
+    np.testing.assert_array_equal(res.snap_steps, [0, 5])
     # Two of the vmapped runs against separate single runs with the real learning rate.
     for name, i, seed in (("adam", 1, 1), ("sgdm", 0, 0)):
         cfg_s.optimizer.name, cfg_s.optimizer.lr = name, lrs[name][i]
-        params, losses = _single_run(task, cfg_s.optimizer, seed, 20)
+        params, losses = _single_run(task, cfg_s.optimizer, seed, 10)
         grp = res.groups[name]
         np.testing.assert_allclose(grp.train_loss[i, seed], losses, rtol=2e-4)
         chex.assert_trees_all_close(
