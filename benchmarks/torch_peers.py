@@ -51,6 +51,7 @@ class GPT2Peer:
     """HF GPT-2 train step at a decoder model config; same interface as `DecoderBench`."""
 
     def __init__(self, model_cfg, batch: dict, batch_size: int, seed: int = 0):
+        import numpy as np
         import torch
         from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -69,13 +70,15 @@ class GPT2Peer:
             embd_pdrop=0.0,
             attn_pdrop=0.0,
             tie_word_embeddings=True,
+            bos_token_id=int(model_cfg.vocab_size) - 1,  # GPT-2's 50256 is outside a smaller vocab
+            eos_token_id=int(model_cfg.vocab_size) - 1,
         )
         self.model = GPT2LMHeadModel(self.config).train()
         self.opt = torch.optim.AdamW(
             self.model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.1
         )
-        self.inputs = torch.as_tensor(batch["inputs"], dtype=torch.long)
-        self.targets = torch.as_tensor(batch["targets"], dtype=torch.long)
+        self.inputs = torch.tensor(np.asarray(batch["inputs"]), dtype=torch.long)
+        self.targets = torch.tensor(np.asarray(batch["targets"]), dtype=torch.long)
         self.batch_size = batch_size
         self.seq_len = int(model_cfg.seq_len)
         self.tokens_per_step = batch_size * self.seq_len

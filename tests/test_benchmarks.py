@@ -146,3 +146,30 @@ def test_peer_missing_message(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch -> ImportError
     msg = torch_peers.missing()
     assert msg is not None and "torch==2.13.0" in msg
+
+
+@pytest.mark.slow  # importing transformers + torch threads: ~1-3 min on a busy 2-core machine
+def test_gpt2_peer_tiny_step():
+    pytest.importorskip("transformers")
+    from benchmarks.decoder import random_batch
+
+    cfg = model_config("pre_ln", "tiny")
+    peer = torch_peers.GPT2Peer(cfg, random_batch(cfg, 2), 2)
+    peer.warmup(1)
+    peer.run(2)
+    r = peer.result()
+    assert r["steps_timed"] == 2 and r["tokens_per_step"] == 2 * cfg.seq_len
+    assert math.isclose(r["tokens_per_sec"], r["tokens_per_step"] / r["step_time_s"])
+    # Same shapes as ours: tied head, n_inner = d_ff; GPT-2 adds biases and LayerNorm shifts.
+    assert peer.config.n_inner == cfg.d_ff and peer.config.n_layer == cfg.num_layers
+    assert r["n_params"] > count_params(cfg)["total"]
+
+
+@pytest.mark.slow
+def test_linear_tf_torch_loop_learns():
+    pytest.importorskip("torch")
+    loop = torch_peers.LinearTFTorchLoop("adam", seed=0)
+    for _ in range(101):
+        loop.step()
+    assert len(loop.eval_losses) == 3  # evaluated at steps 0, 50, 100
+    assert loop.eval_losses[-1] < 0.5 * loop.eval_losses[0]  # starts near E y^2 = 5
