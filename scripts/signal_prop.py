@@ -153,7 +153,8 @@ def make_tokens(cfg, config, T: int):
     return batch["inputs"][:, :T]
 
 
-def plot(profiles: dict, stats: tuple[str, ...], path: str, title: str) -> None:
+def plot(profiles: dict, stats: tuple[str, ...], path: str, title: str, hline=None) -> None:
+    """One panel per statistic, one line per block; `hline` = {stat: (value, label)} references."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -166,6 +167,8 @@ def plot(profiles: dict, stats: tuple[str, ...], path: str, title: str) -> None:
             y = np.asarray(prof[stat])
             x = np.arange(len(y)) - 1  # -1 = embeddings
             ax.plot(x, y, marker="." if len(y) < 40 else None, label=name)
+        if hline and stat in hline:
+            ax.axhline(hline[stat][0], color="k", ls="--", lw=0.8, label=hline[stat][1])
         if stat == "rms" or stat == "kurtosis":
             ax.set_yscale("log")
         if stat == "cosine":
@@ -245,10 +248,13 @@ def run():
     os.makedirs(_OUT.value, exist_ok=True)
     where = f"step {step} of {_WORKDIR.value}" if step is not None else "init"
     title = f"{first.kind} {first.size}, {L} layers, {where}, {_TOKENS.value} tokens {tokens.shape}"
+    hline = None
+    if first.kind == "decoder":
+        hline = {"entropy": (D.uniform_causal_entropy(T), "uniform causal")}
     paths = []
     for suffix, stats in PLOTS.items():
         path = os.path.join(_OUT.value, f"{stem}_{suffix}.png")
-        plot(profiles, stats, path, title)
+        plot(profiles, stats, path, title, hline)
         paths.append(path)
 
     summary = summary_rows(profiles)
