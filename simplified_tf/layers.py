@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 F32 = jnp.float32
@@ -27,9 +28,23 @@ def normal(rngs: nnx.Rngs, shape, std: float) -> jax.Array:
     return std * jax.random.normal(rngs.params(), shape, F32)
 
 
+def _haar_orthogonal(z: np.ndarray) -> np.ndarray:
+    """Q of the QR of Gaussian matrices, signs fixed by diag(R): Haar-distributed orthogonal."""
+    q, r = np.linalg.qr(np.asarray(z, np.float64))
+    signs = np.sign(np.diagonal(r, axis1=-2, axis2=-1))
+    return (q * signs[..., None, :]).astype(np.float32)
+
+
 def orthogonal(key: jax.Array, n: int) -> jax.Array:
-    """A random n x n orthogonal matrix (gain 1)."""
-    return jax.nn.initializers.orthogonal()(key, (n, n), F32)
+    """A random n x n orthogonal matrix (gain 1).
+
+    The QR runs on the host (numpy) through a callback instead of jaxlib's LAPACK custom call: with
+    jaxlib 0.10.2 on CPU, two batched QRs in one jitted program (W_V and W_P of stacked layers, as in
+    v_skipinit's init under `jit`) deadlock inside LAPACK. The distribution is the same.
+    """
+    z = jax.random.normal(key, (n, n), F32)
+    out = jax.ShapeDtypeStruct((n, n), F32)
+    return jax.pure_callback(_haar_orthogonal, out, z, vmap_method="expand_dims")
 
 
 def gain(init, trainable: bool, shape=()):
