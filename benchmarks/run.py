@@ -39,10 +39,6 @@ from benchmarks.decoder import DecoderBench, compile_only  # noqa: E402
 from simplified_tf.model_config import BLOCKS as ALL_BLOCKS  # noqa: E402
 
 BLOCKS = tuple(b for b in ALL_BLOCKS if b != "post_ln")  # Table 1 blocks; pre_ln first
-# Init-only overrides (the step's graph is unchanged). v_skipinit's orthogonal W_V/W_P init runs two
-# batched QRs (vmapped over the stacked layers) in one jitted init; on a 2-core CPU jaxlib 0.10.2's
-# LAPACK kernels then wait on each other's thread-pool subtasks forever (reproduced; see report).
-INIT_OVERRIDES = {"v_skipinit": {"vp_init": "normal"}}
 SECTIONS = ("decoder", "peer", "linear", "compile")
 
 # name -> per-size batch, rounds x steps per round, warm-up; linear steps; compile batch.
@@ -98,9 +94,7 @@ def measure_decoder(
     benches = {}
     for block in blocks:
         log(f"{size}/{block}: build + compile")
-        benches[block] = DecoderBench(
-            block, size, batch_size, dict(INIT_OVERRIDES.get(block, {})), devices=devices
-        )
+        benches[block] = DecoderBench(block, size, batch_size, {}, devices=devices)
         benches[block].warmup(warmup)
     skipped = None
     if peer:

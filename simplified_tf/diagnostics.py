@@ -81,25 +81,12 @@ def diag_model_config(
     return model_config(block, size, kind, **{**extra, **overrides})
 
 
-def _has_orthogonal_init(cfg: ml_collections.ConfigDict) -> bool:
-    return cfg.vp_init == "orth" or cfg.reparam_init == "orth"
-
-
 def init_model(cfg: ml_collections.ConfigDict, seed: int = 0) -> nnx.Module:
-    """The model at init, created in one compiled program (eager init of deep models is slow).
-
-    Exception: configs with orthogonal W_V/W_P init (v_skipinit, orth reparam) are built eagerly.
-    Under jit, XLA runs the W_V and W_P batched QR custom calls concurrently, and on a 2-core CPU
-    both intra-op threads then wait in jaxlib's LAPACK `ParallelBatchMap` for sub-tasks queued on
-    the same (exhausted) pool: a deadlock (jax/jaxlib 0.10.2, reproduced with two vmapped
-    `jax.nn.initializers.orthogonal()` calls of 17 x 768 x 768 in one jit).
-    """
+    """The model at init, created in one compiled program (eager init of deep models is slow)."""
 
     def make():
         return build_model(cfg, rngs=nnx.Rngs(seed))
 
-    if _has_orthogonal_init(cfg):
-        return make()
     graphdef = nnx.graphdef(nnx.eval_shape(make))
     state = jax.jit(lambda: nnx.state(make()))()
     return nnx.merge(graphdef, state)
