@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,6 +11,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import pytest
+from script_loader import load_script
 
 from trainloop.checkpoint import Checkpoints
 from trainloop.config_util import ConfigError
@@ -21,10 +21,7 @@ SCRIPT = os.path.join(ROOT, "scripts", "signal_prop.py")
 
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location("signal_prop_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "signal_prop_script")
 
 
 def test_restore_params_reads_the_trainloop_layout(tmp_path):

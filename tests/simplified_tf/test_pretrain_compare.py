@@ -1,13 +1,13 @@
 """compare_blocks: the summary arithmetic on fake inputs, config overrides, and a resumed comparison
 that skips finished blocks."""
 
-import importlib.util
 import json
 import os
 import pathlib
 
 import numpy as np
 import pytest
+from script_loader import load_script
 
 from simplified_tf import compare
 from trainloop.config_util import ConfigError
@@ -62,12 +62,7 @@ def test_overrides_and_bad_overrides():
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location(
-        "compare_blocks", ROOT / "scripts/compare_blocks.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(str(ROOT / "scripts/compare_blocks.py"), "compare_blocks")
 
 
 def test_resume_skips_finished_blocks(tmp_path, monkeypatch, capsys):
