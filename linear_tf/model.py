@@ -24,6 +24,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from trainloop.config_util import ConfigError, check_choice
 
@@ -161,40 +162,150 @@ def forward(spec: ModelSpec, params: dict, z_BTE: jax.Array, divisor: float | No
     return z_BTE
 
 
-def _sparse_linear_prediction(bc_LH2DD: jax.Array, z_BTE: jax.Array, divisor: float) -> jax.Array:
-    """Fast path for linear attention with the sparse pattern, on covariates x and labels r separately.
+def prompt_stats(z_BTE: jax.Array) -> dict:
+    """Sufficient statistics of a prompt batch for the sparse linear-attention model.
 
-    Per layer, with K = x_ctxᵀ x_ctx and k = x_ctxᵀ r_ctx: r ← r + x Σ_h C_h k / n and
-    x ← x + x Σ_h C_h K B_hᵀ / n. The last layer only updates the query's label slot (its covariate
-    update, driven by the dead block B_{L-1}, is never read). Equals `forward` (tested).
+    {"kxx": Σ_ctx x xᵀ (D, D, B), "kxr": Σ_ctx x r (D, B), "xq": query covariates (D, B), "rq": query
+    label slot (B,)}; batch is the minor axis so the per-prompt 5×5 algebra below vectorises over it.
+    They do not depend on the parameters, so a training step computes them once per batch (outside
+    the gradient) and runs of a sweep that share prompts share them.
     """
     n = z_BTE.shape[1] - 1
-    x_BTD, r_BT = z_BTE[..., :-1], z_BTE[..., -1]
-    num_layers = bc_LH2DD.shape[0]
+    zc_NEB = jnp.transpose(z_BTE[:, :n], (1, 2, 0))
+    x_NDB, r_NB = zc_NEB[:, :-1], zc_NEB[:, -1]
+    return {
+        "kxx": jnp.sum(x_NDB[:, :, None, :] * x_NDB[:, None, :, :], axis=0),
+        "kxr": jnp.sum(x_NDB * r_NB[:, None, :], axis=0),
+        "xq": z_BTE[:, -1, :-1].T,
+        "rq": z_BTE[:, -1, -1],
+    }
+
+
+# Per-prompt D×D matrices as nested lists of (B,) arrays: every product is then plain elementwise
+# arithmetic that XLA fuses into a few loops (batched tiny dot_generals are slow on XLA:CPU). The
+# helpers call lax directly: jnp operators would each trace a nested jit (slow for ~10^3 ops).
+def _sum(terms):
+    out = terms[0]
+    for t in terms[1:]:
+        out = lax.add(out, t)
+    return out
+
+
+def _dot(u, v):
+    return _sum([lax.mul(a, b) for a, b in zip(u, v, strict=True)])
+
+
+def _mm(a, b):
+    cols = list(zip(*b, strict=True))
+    return [[_dot(row, col) for col in cols] for row in a]
+
+
+def _mv(a, v):
+    return [_dot(row, v) for row in a]
+
+
+def _vm(v, a):
+    return [_dot(v, col) for col in zip(*a, strict=True)]
+
+
+def _axpy(x, y, scale):
+    """x + y / scale, entrywise over (nested) lists."""
+    if isinstance(x, list):
+        return [_axpy(a, b, scale) for a, b in zip(x, y, strict=True)]
+    return lax.add(x, lax.div(y, scale))
+
+
+def _shared_matmul(w_IJ: jax.Array, v: list) -> list:
+    """A parameter matrix times a list of J per-prompt arrays (one GEMM over the batch)."""
+    out = w_IJ @ jnp.stack(v)
+    return [out[i] for i in range(out.shape[0])]
+
+
+def _sparse_linear_prediction(bc_LH2DD: jax.Array, stats: dict, divisor: float) -> jax.Array:
+    """Fast path for linear attention with the sparse pattern, from `prompt_stats` only.
+
+    Per layer the covariates of every token move by a right-multiplication, x ← x (I + M/n) with
+    M = Σ_h C_h K B_hᵀ, K = x_ctxᵀ x_ctx, and the labels by r ← r + x Σ_h C_h k / n, k = x_ctxᵀ r_ctx.
+    Hence after l layers x_l = x_0 P_l and r_l = r_0 + x_0 q_l for a per-prompt matrix P_l and vector
+    q_l, and K_l = P_lᵀ K_0 P_l, k_l = P_lᵀ (k_0 + K_0 q_l): the whole forward pass is 5×5 algebra on
+    the statistics of the input prompt (exact by associativity). The last layer only updates the
+    query's label slot (its covariate update, driven by the dead block B_{L-1}, is never read).
+    Equals `forward` (tested).
+    """
+    num_layers, _, _, d, _ = bc_LH2DD.shape
+    kxx_DDB = stats["kxx"]
+    inv = jnp.asarray(divisor, kxx_DDB.dtype)
+    k0 = [stats["kxr"][i] for i in range(d)]
+    kxx = [[kxx_DDB[i, j] for j in range(d)] for i in range(d)]
+    xq = [stats["xq"][i] for i in range(d)]
+    p_mat, q_vec = None, None  # P = I and q = 0 before the first layer (kept symbolic)
     for layer in range(num_layers):
         b_HDD, c_HDD = bc_LH2DD[layer, :, 0], bc_LH2DD[layer, :, 1]
-        xc_BND, rc_BN = x_BTD[:, :n], r_BT[:, :n]
-        k_BD = jnp.einsum("bnd,bn->bd", xc_BND, rc_BN)
-        ck_BD = k_BD @ jnp.sum(c_HDD, axis=0).T
+        u = (
+            k0
+            if q_vec is None
+            else [lax.add(a, b) for a, b in zip(k0, _mv(kxx, q_vec), strict=True)]
+        )
+        k = u if p_mat is None else _vm(u, p_mat)
+        ck = _shared_matmul(jnp.sum(c_HDD, axis=0), k)
         if layer == num_layers - 1:
-            return -(r_BT[:, -1] + jnp.einsum("bd,bd->b", x_BTD[:, -1], ck_BD) / divisor)
-        kxx_BDD = jnp.einsum("bnd,bne->bde", xc_BND, xc_BND)
-        m_BDD = jnp.einsum("hde,bef,hgf->bdg", c_HDD, kxx_BDD, b_HDD)
-        r_BT = r_BT + jnp.einsum("btd,bd->bt", x_BTD, ck_BD) / divisor
-        x_BTD = x_BTD + jnp.einsum("btd,bdg->btg", x_BTD, m_BDD) / divisor
+            xq_l = xq if p_mat is None else _vm(xq, p_mat)
+            r_q = stats["rq"] if q_vec is None else lax.add(stats["rq"], _dot(xq, q_vec))
+            return -_axpy(r_q, _dot(xq_l, ck), inv)
+        if p_mat is None:
+            k_l = kxx
+        else:
+            kp = _mm(kxx, p_mat)
+            p_cols = list(zip(*p_mat, strict=True))
+            k_l = [[None] * d for _ in range(d)]
+            for i in range(d):  # K_l = Pᵀ K_0 P is symmetric
+                for j in range(i, d):
+                    k_l[i][j] = k_l[j][i] = _dot(p_cols[i], [kp[m][j] for m in range(d)])
+        w = jnp.einsum("hde,hgf->dgef", c_HDD, b_HDD).reshape(d * d, d * d)
+        m_flat = _shared_matmul(w, [k_l[e][f] for e in range(d) for f in range(d)])
+        m_mat = [[m_flat[i * d + j] for j in range(d)] for i in range(d)]
+        pck = ck if p_mat is None else _mv(p_mat, ck)
+        q_vec = [lax.div(t, inv) for t in pck] if q_vec is None else _axpy(q_vec, pck, inv)
+        if p_mat is None:
+            p_mat = [
+                [lax.div(m_mat[i][j], inv) + float(i == j) for j in range(d)] for i in range(d)
+            ]
+        else:
+            p_mat = _axpy(p_mat, _mm(p_mat, m_mat), inv)
     raise AssertionError("unreachable")
+
+
+def uses_stats(spec: ModelSpec) -> bool:
+    """Whether the model reads prompts only through `prompt_stats` (sparse/p0 linear, no embedding)."""
+    return spec.attention == "linear" and spec.parameterization != "full" and not spec.embed
+
+
+def _masked_bc(spec: ModelSpec, params: dict) -> jax.Array:
+    bc = params["attn"]["bc"]
+    if spec.parameterization == "p0":
+        bc = bc * jnp.array([0.0, 1.0], bc.dtype)[:, None, None]
+    return bc
+
+
+def prepare_batch(spec: ModelSpec, batch: dict) -> dict:
+    """Adds "stats" (see `prompt_stats`) when the model can use them; `mse_loss` then skips z."""
+    if uses_stats(spec) and "stats" not in batch:
+        return {**batch, "stats": prompt_stats(batch["z"])}
+    return batch
 
 
 def predict(spec: ModelSpec, params: dict, z_BTE: jax.Array, divisor: float | None = None):
     """ŷ = −z_L[:, n, d] (the query's label slot, negated)."""
-    if spec.attention == "linear" and spec.parameterization != "full" and not spec.embed:
-        bc = params["attn"]["bc"]
-        if spec.parameterization == "p0":
-            bc = bc * jnp.array([0.0, 1.0], bc.dtype)[:, None, None]
-        return _sparse_linear_prediction(bc, z_BTE, float(spec.n if divisor is None else divisor))
+    divisor = float(spec.n if divisor is None else divisor)
+    if uses_stats(spec):
+        return _sparse_linear_prediction(_masked_bc(spec, params), prompt_stats(z_BTE), divisor)
     return -forward(spec, params, z_BTE, divisor)[:, -1, -1]
 
 
 def mse_loss(spec: ModelSpec, params: dict, batch: dict) -> jax.Array:
     """Plain mean squared error over prompts, no ½ factor."""
-    return jnp.mean(jnp.square(predict(spec, params, batch["z"]) - batch["y"]))
+    if "stats" in batch and uses_stats(spec):
+        pred = _sparse_linear_prediction(_masked_bc(spec, params), batch["stats"], float(spec.n))
+    else:
+        pred = predict(spec, params, batch["z"])
+    return jnp.mean(jnp.square(pred - batch["y"]))

@@ -128,6 +128,7 @@ def run_sweep(
     lrs = {k: jnp.asarray(np.asarray(optimizers[k], np.float32)) for k in names}
     if eval_batch is None:
         eval_batch = data.eval_batch(dspec, cfg.batch)
+    eval_batch = model.prepare_batch(mspec, eval_batch)
     keys = [keys_for_seed(s) for s in seeds]
     init_keys = jnp.stack([k[0] for k in keys])
     data_keys_S = jnp.stack([k[1] for k in keys])
@@ -164,7 +165,10 @@ def run_sweep(
 
             def step(state, t):
                 keys_S = jax.vmap(jax.random.fold_in, (0, None))(data_keys_S, t)
-                batch_S = jax.vmap(lambda kk: data.sample(dspec, kk, cfg.batch))(keys_S)
+                # Prompt statistics once per seed, shared by every run that sees these prompts.
+                batch_S = jax.vmap(
+                    lambda kk: model.prepare_batch(mspec, data.sample(dspec, kk, cfg.batch))
+                )(keys_S)
                 new_state, outs = {}, {}
                 for k in names:
                     p, o, delta = state[k]
