@@ -237,10 +237,9 @@ def _sparse_linear_prediction(bc_LH2DD: jax.Array, stats: dict, divisor: float) 
     inv = jnp.asarray(divisor, kxx_DDB.dtype)
     k0 = [stats["kxr"][i] for i in range(d)]
     kxx = [[kxx_DDB[i, j] for j in range(d)] for i in range(d)]
-    xq = [stats["xq"][i] for i in range(d)]
-    p_mat, q_vec = None, None  # P = I and q = 0 before the first layer (kept symbolic)
-    for layer in range(num_layers):
-        b_HDD, c_HDD = bc_LH2DD[layer, :, 0], bc_LH2DD[layer, :, 1]
+
+    def layer(p_mat, q_vec, b_HDD, c_HDD):
+        """(P, q) -> (P', q') and c·k of this layer; P = None / q = None stand for I / 0."""
         u = (
             k0
             if q_vec is None
@@ -248,10 +247,8 @@ def _sparse_linear_prediction(bc_LH2DD: jax.Array, stats: dict, divisor: float) 
         )
         k = u if p_mat is None else _vm(u, p_mat)
         ck = _shared_matmul(jnp.sum(c_HDD, axis=0), k)
-        if layer == num_layers - 1:
-            xq_l = xq if p_mat is None else _vm(xq, p_mat)
-            r_q = stats["rq"] if q_vec is None else lax.add(stats["rq"], _dot(xq, q_vec))
-            return -_axpy(r_q, _dot(xq_l, ck), inv)
+        if b_HDD is None:  # last layer: only c·k is needed
+            return p_mat, q_vec, ck
         if p_mat is None:
             k_l = kxx
         else:
@@ -265,14 +262,33 @@ def _sparse_linear_prediction(bc_LH2DD: jax.Array, stats: dict, divisor: float) 
         m_flat = _shared_matmul(w, [k_l[e][f] for e in range(d) for f in range(d)])
         m_mat = [[m_flat[i * d + j] for j in range(d)] for i in range(d)]
         pck = ck if p_mat is None else _mv(p_mat, ck)
-        q_vec = [lax.div(t, inv) for t in pck] if q_vec is None else _axpy(q_vec, pck, inv)
+        q_new = [lax.div(t, inv) for t in pck] if q_vec is None else _axpy(q_vec, pck, inv)
         if p_mat is None:
-            p_mat = [
+            p_new = [
                 [lax.div(m_mat[i][j], inv) + float(i == j) for j in range(d)] for i in range(d)
             ]
         else:
-            p_mat = _axpy(p_mat, _mm(p_mat, m_mat), inv)
-    raise AssertionError("unreachable")
+            p_new = _axpy(p_mat, _mm(p_mat, m_mat), inv)
+        return p_new, q_new, ck
+
+    p_mat = q_vec = None
+    if num_layers > 1:
+        p_mat, q_vec, _ = layer(None, None, bc_LH2DD[0, :, 0], bc_LH2DD[0, :, 1])
+    middle = bc_LH2DD[1:-1]
+    if middle.shape[0] == 1:
+        p_mat, q_vec, _ = layer(p_mat, q_vec, middle[0, :, 0], middle[0, :, 1])
+    elif middle.shape[0] > 1:  # one traced layer whatever the depth (compile time)
+
+        def body(carry, bc_H2DD):
+            p_new, q_new, _ = layer(*carry, bc_H2DD[:, 0], bc_H2DD[:, 1])
+            return (p_new, q_new), None
+
+        (p_mat, q_vec), _ = lax.scan(body, (p_mat, q_vec), middle)
+    _, _, ck = layer(p_mat, q_vec, None, bc_LH2DD[-1, :, 1])
+    xq = [stats["xq"][i] for i in range(d)]
+    xq_l = xq if p_mat is None else _vm(xq, p_mat)
+    r_q = stats["rq"] if q_vec is None else lax.add(stats["rq"], _dot(xq, q_vec))
+    return -_axpy(r_q, _dot(xq_l, ck), inv)
 
 
 def uses_stats(spec: ModelSpec) -> bool:

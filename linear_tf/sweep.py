@@ -136,8 +136,26 @@ def run_sweep(
     txs = {k: make_optimizer(optimizer_config(k, 1.0, cfg.clip), cfg.steps)[0] for k in names}
 
     loss_fn = lambda p, b: model.mse_loss(mspec, p, b)
-    over_runs = lambda f, b_axis: jax.vmap(jax.vmap(f, (0, b_axis)), (0, None))
-    eval_all = over_runs(loss_fn, None)
+    over_runs = lambda f: jax.vmap(jax.vmap(f, (0, 0)), (0, None))
+    sizes = [len(optimizers[k]) for k in names]
+
+    def joined(trees):
+        """Concatenates the (n_lr, n_seed) grids of all optimisers along the lr axis."""
+        return jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *trees)
+
+    def split(tree):
+        offsets = np.cumsum([0, *sizes])
+        return {
+            k: jax.tree_util.tree_map(lambda a, i=i: a[offsets[i] : offsets[i + 1]], tree)
+            for i, k in enumerate(names)
+        }
+
+    def eval_all(state, ev_batch):
+        """Fixed-batch loss of every run; one (compiled) forward pass for all optimisers."""
+        losses = jax.vmap(jax.vmap(loss_fn, (0, None)), (0, None))(
+            joined([state[k][0] for k in names]), ev_batch
+        )
+        return split(losses)
 
     state = {}
     for k in names:
@@ -146,22 +164,23 @@ def run_sweep(
         opt = jax.vmap(jax.vmap(txs[k].init))(p)
         state[k] = (p, opt, jax.tree_util.tree_map(jnp.zeros_like, p))
 
-    def run_step(tx):
-        def step(params, opt_state, batch, lr):
-            loss, grads = jax.value_and_grad(loss_fn)(params, batch)
+    def apply_update(tx):
+        def update(params, opt_state, grads, lr):
             updates, opt_state = tx.update(grads, opt_state, params)
             new = jax.tree_util.tree_map(lambda p, u: p + lr * u, params, updates)
-            return new, opt_state, loss, global_norm(grads)
+            return new, opt_state, global_norm(grads)
 
-        return jax.vmap(jax.vmap(step, (0, 0, 0, None)), (0, 0, None, 0))
+        return jax.vmap(jax.vmap(update, (0, 0, 0, None)), (0, 0, 0, 0))
 
-    steppers = {k: run_step(txs[k]) for k in names}
+    updaters = {k: apply_update(txs[k]) for k in names}
+    # One gradient program for the runs of every optimiser (halves the compiled graph).
+    value_and_grad_all = over_runs(jax.value_and_grad(loss_fn))
 
     def chunk(state, t0, lr_d, ev_batch, n_blocks: int):
         snap = {k: state[k][0] for k in names}
 
         def block(state, b):
-            ev = {k: eval_all(state[k][0], ev_batch) for k in names}
+            ev = eval_all(state, ev_batch)
 
             def step(state, t):
                 keys_S = jax.vmap(jax.random.fold_in, (0, None))(data_keys_S, t)
@@ -169,15 +188,19 @@ def run_sweep(
                 batch_S = jax.vmap(
                     lambda kk: model.prepare_batch(mspec, data.sample(dspec, kk, cfg.batch))
                 )(keys_S)
+                loss_all, grads_all = value_and_grad_all(
+                    joined([state[k][0] for k in names]), batch_S
+                )
+                losses, grads = split(loss_all), split(grads_all)
                 new_state, outs = {}, {}
                 for k in names:
                     p, o, delta = state[k]
-                    p2, o2, loss, gn = steppers[k](p, o, batch_S, lr_d[k])
+                    p2, o2, gn = updaters[k](p, o, grads[k], lr_d[k])
                     delta = jax.tree_util.tree_map(
                         lambda a, b_, dl: jnp.where(t == t0, b_ - a, dl), p, p2, delta
                     )
                     new_state[k] = (p2, o2, delta)
-                    outs[k] = (loss, gn, p if cfg.dense else None)
+                    outs[k] = (losses[k], gn, p if cfg.dense else None)
                 return new_state, outs
 
             ts = t0 + b * cfg.eval_stride + jnp.arange(cfg.eval_stride)
@@ -188,7 +211,7 @@ def run_sweep(
         return state, snap, ev, outs
 
     chunk_jit = jax.jit(chunk, static_argnums=(4,), donate_argnums=(0,))
-    final_eval = jax.jit(lambda st, eb: {k: eval_all(st[k][0], eb) for k in names})
+    final_eval = jax.jit(eval_all)
 
     ev_chunks, out_chunks, snap_chunks, delta_chunks, snap_steps = [], [], [], [], []
     t0 = 0
