@@ -65,6 +65,7 @@ def _script():
     return load_script(str(ROOT / "scripts/compare_blocks.py"), "compare_blocks")
 
 
+@pytest.mark.slow  # trains two tiny models and times them (~1-3 min on the shared CPU)
 def test_resume_skips_finished_blocks(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
     corpus = tmp_path / "corpus"
