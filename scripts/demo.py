@@ -19,7 +19,7 @@ from absl import app, flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _OUT = flags.DEFINE_string("out", "results/demo", "Output directory.")
-_DECODER_STEPS = flags.DEFINE_integer("decoder_steps", 300, "Training steps per decoder block.")
+_DECODER_STEPS = flags.DEFINE_integer("decoder_steps", 150, "Training steps per decoder block.")
 
 
 def _run(title: str, *args: str) -> None:

@@ -33,6 +33,7 @@ def tiny_section():
     return run.summarise(sec)
 
 
+@pytest.mark.slow  # compiles two decoders: ~1 min of CPU on 2 cores
 def test_measure_decoder_fields_and_ratios(tiny_section):
     configs = tiny_section["configs"]
     assert set(configs) == {"pre_ln", "sas_p"}
@@ -103,6 +104,7 @@ def _fake_results(section):
     return results
 
 
+@pytest.mark.slow  # shares the fixture above
 def test_render_contains_every_block_and_targets(tiny_section):
     results = _fake_results(tiny_section)
     text = report.render(results)
