@@ -34,7 +34,7 @@ from simplified_tf.tasks import _param_fns, weighted_cross_entropy
 from trainloop.mesh import make_mesh
 from trainloop.optim import make_optimizer
 from trainloop.task import Task
-from trainloop.train import make_train_step
+from trainloop.train import make_init_state, make_train_step
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -168,14 +168,7 @@ def build_step(block, size, batch_size, model_overrides=None, devices=None, seed
     abstract = jax.eval_shape(task.init, init_key)
     tx, schedule = make_optimizer(config.optimizer, int(config.num_steps), abstract)
 
-    def init_state(key):
-        params = task.init(key)
-        return {
-            "step": jnp.zeros((), jnp.int32),
-            "params": params,
-            "opt_state": tx.init(params),
-            "nonfinite": jnp.full((2,), -1, jnp.int32),
-        }
+    init_state = make_init_state(task, tx)
 
     step_fn = make_train_step(task, tx, schedule, config, mesh, step_key, data_key)
     return config, step_fn, init_state, batch, init_key

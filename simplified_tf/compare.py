@@ -18,14 +18,13 @@ import statistics
 import time
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 
 from trainloop import mesh as mesh_lib
 from trainloop.config_util import ConfigError
 from trainloop.metrics import read_metrics
 from trainloop.optim import make_optimizer
-from trainloop.train import make_train_step
+from trainloop.train import make_init_state, make_train_step
 
 
 def load_config(spec: str, block: str, steps: int = 0, overrides=()) -> ml_collections.ConfigDict:
@@ -102,14 +101,7 @@ def timing_program(config: ml_collections.ConfigDict, task):
     abstract_params = jax.eval_shape(task.init, init_key)
     tx, schedule = make_optimizer(config.optimizer, int(config.num_steps), abstract_params)
 
-    def init_state(key):
-        params = task.init(key)
-        return {
-            "step": jnp.zeros((), jnp.int32),
-            "params": params,
-            "opt_state": tx.init(params),
-            "nonfinite": jnp.full((2,), -1, jnp.int32),
-        }
+    init_state = make_init_state(task, tx)
 
     state = jax.jit(init_state, out_shardings=mesh_lib.replicated(mesh))(init_key)
     step_fn = make_train_step(task, tx, schedule, config, mesh, step_key, data_key)

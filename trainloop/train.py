@@ -83,6 +83,24 @@ def _write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
         f.write(text)
 
 
+def make_init_state(task: Task, tx):
+    """`rng -> train state`: the pytree the step updates and checkpoints hold.
+
+    `nonfinite` records (step, which metric) of the first NaN/Inf, or (-1, -1).
+    """
+
+    def init_state(key):
+        params = task.init(key)
+        return {
+            "step": jnp.zeros((), jnp.int32),
+            "params": params,
+            "opt_state": tx.init(params),
+            "nonfinite": jnp.full((2,), -1, jnp.int32),
+        }
+
+    return init_state
+
+
 def make_train_step(task: Task, tx, schedule, config, mesh, step_key, data_key):
     """The pure train step `(state, batch) -> (state, metrics)`; jitted by the caller."""
     accum = int(config.grad_accum_steps)
@@ -220,14 +238,7 @@ def train_and_evaluate(
     abstract_params = jax.eval_shape(task.init, init_key)
     tx, schedule = make_optimizer(config.optimizer, num_steps, abstract_params)
 
-    def init_state(key):
-        params = task.init(key)
-        return {
-            "step": jnp.zeros((), jnp.int32),
-            "params": params,
-            "opt_state": tx.init(params),
-            "nonfinite": jnp.full((2,), -1, jnp.int32),
-        }
+    init_state = make_init_state(task, tx)
 
     abstract_state = jax.eval_shape(init_state, init_key)
     min_size = int(config.mesh.fsdp_min_size)
