@@ -19,6 +19,7 @@ Args: block, size (tiny|small|medium|paper), steps, lr, batch, accum, dtype, sca
 beta_ff. 0 / "" keeps the preset. Model switches: --config.model.<key>=...
 """
 
+from simplified_tf.data import default_data_config
 from simplified_tf.model_config import model_config
 from simplified_tf.params import frozen_rules, no_decay_rules
 from trainloop.config_util import parse_arg
@@ -75,19 +76,5 @@ def get_config(arg=None):
     o.no_decay = no_decay_rules(model)
     o.frozen = frozen_rules(model)
 
-    c.data = dict(
-        source="stdlib",
-        tokenizer="",
-        vocab_size=model.vocab_size,
-        seq_len=model.seq_len,
-        packing="full_chunks",
-        val_fraction=0.02,
-        max_documents=0,
-        cache_dir="",
-        text_field="text",
-        mask_prob=0.25,
-        mask_token_prob=0.8,
-        random_token_prob=0.1,
-        eval_batches=8,
-    )
+    c.data = default_data_config("bert", vocab_size=model.vocab_size, seq_len=model.seq_len)
     return c

@@ -17,6 +17,7 @@ Args: block (pre_ln|post_ln|parallel|v_skipinit|sas|sas_p|sas_p_nonorm), size
 applied through the `block=` arg.
 """
 
+from simplified_tf.data import default_data_config
 from simplified_tf.model_config import model_config
 from simplified_tf.params import frozen_rules, no_decay_rules
 from trainloop.config_util import parse_arg
@@ -77,16 +78,5 @@ def get_config(arg=None):
     o.no_decay = no_decay_rules(model)
     o.frozen = frozen_rules(model)  # fixed W_init / fixed reparam gains, if the task keeps them
 
-    c.data = dict(
-        source="stdlib",
-        tokenizer="",
-        vocab_size=model.vocab_size,
-        seq_len=model.seq_len,
-        packing="full_chunks",
-        val_fraction=0.02,
-        max_documents=0,
-        cache_dir="",
-        text_field="text",
-        eval_batches=8,
-    )
+    c.data = default_data_config("decoder", vocab_size=model.vocab_size, seq_len=model.seq_len)
     return c
