@@ -101,6 +101,10 @@ def make_init_state(task: Task, tx):
     return init_state
 
 
+# Metrics that add up across microbatches; all others are (weighted) means.
+_SUMMED = ("weight", "num_tokens")
+
+
 def make_train_step(task: Task, tx, schedule, config, mesh, step_key, data_key):
     """The pure train step `(state, batch) -> (state, metrics)`; jitted by the caller."""
     accum = int(config.grad_accum_steps)
@@ -127,19 +131,27 @@ def make_train_step(task: Task, tx, schedule, config, mesh, step_key, data_key):
 
             micro = jax.tree_util.tree_map(split, batch)
 
-            def body(carry, inputs):
-                i, mb = inputs
+            def weighted(mb, i):
+                # Microbatches are combined in proportion to their `weight` metric when the task
+                # reports one (e.g. predicted-token counts), which makes the accumulated loss and
+                # gradient equal to the full batch's token-weighted mean; otherwise uniformly.
                 loss, aux, grads = grads_of(params, mb, jax.random.fold_in(rng, i))
-                return jax.tree_util.tree_map(jnp.add, carry, (loss, aux, grads)), None
+                w = aux["weight"].astype(jnp.float32) if "weight" in aux else jnp.float32(1.0)
+                scaled = {k: v if k in _SUMMED else v * w for k, v in aux.items()}
+                return w, (loss * w, scaled, jax.tree_util.tree_map(lambda g: g * w, grads))
 
-            zeros = jax.eval_shape(
-                grads_of, params, jax.tree_util.tree_map(lambda x: x[0], micro), rng
-            )
+            def body(carry, inputs):
+                w, terms = weighted(inputs[1], inputs[0])
+                return jax.tree_util.tree_map(jnp.add, carry, (w, terms)), None
+
+            first = jax.tree_util.tree_map(lambda x: x[0], micro)
+            zeros = jax.eval_shape(weighted, first, 0)
             zeros = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), zeros)
-            total, _ = jax.lax.scan(body, zeros, (jnp.arange(accum), micro))
-            loss, aux, grads = jax.tree_util.tree_map(lambda x: x / accum, total)
-            if "num_tokens" in aux:
-                aux["num_tokens"] = aux["num_tokens"] * accum
+            (total_w, (loss, aux, grads)), _ = jax.lax.scan(body, zeros, (jnp.arange(accum), micro))
+            inv = 1.0 / jnp.maximum(total_w, jnp.finfo(jnp.float32).tiny)
+            loss = loss * inv
+            aux = {k: v if k in _SUMMED else v * inv for k, v in aux.items()}
+            grads = jax.tree_util.tree_map(lambda g: (g * inv).astype(g.dtype), grads)
         updates, opt_state = tx.update(grads, state["opt_state"], params)
         new_params = jax.tree_util.tree_map(lambda p, u: p + u.astype(p.dtype), params, updates)
         grad_norm = global_norm(grads)

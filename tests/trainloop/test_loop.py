@@ -59,6 +59,19 @@ def test_grad_accumulation_equals_full_batch(tmp_path):
     chex.assert_trees_all_close(_params(full), _params(accum), atol=1e-5, rtol=1e-5)
 
 
+def test_grad_accumulation_weights_microbatches_by_their_weight(tmp_path):
+    # Microbatches with total weights 20 and 8: a uniform average of their losses would differ
+    # from the full batch's weighted mean; weighting by the `weight` metric makes them equal.
+    task = make_toy_task(dropout=False, weighted=True)
+    full = _run(tmp_path / "full", devices=None, task=task)
+    accum = _run(tmp_path / "accum", devices=None, task=task, grad_accum_steps=2)
+    chex.assert_trees_all_close(_params(full), _params(accum), atol=1e-5, rtol=1e-5)
+    loss = lambda d: [
+        e["train/loss"] for e in read_metrics(f"{d}/metrics.jsonl") if "train/loss" in e
+    ]
+    np.testing.assert_allclose(loss(tmp_path / "full"), loss(tmp_path / "accum"), rtol=1e-5)
+
+
 def test_step_compiles_once(tmp_path, monkeypatch):
     original = train_lib.make_train_step
     monkeypatch.setattr(

@@ -54,8 +54,12 @@ def _loss(params, batch, rng, dropout=True):
         h = jnp.where(keep, h / 0.9, 0.0)
     pred = (h @ params["out"]["w"] + params["out"]["bias"])[:, 0]
     err = pred - batch["y"]
-    loss = jnp.mean(err**2)
-    return loss, {"mae": jnp.mean(jnp.abs(err)), "num_tokens": jnp.float32(batch["y"].shape[0] * 4)}
+    aux = {"mae": jnp.mean(jnp.abs(err)), "num_tokens": jnp.float32(batch["y"].shape[0] * 4)}
+    if "w" not in batch:
+        return jnp.mean(err**2), aux
+    # Weighted examples, like token-weighted LM losses: microbatches carry unequal total weight.
+    total = jnp.sum(batch["w"])
+    return jnp.sum(batch["w"] * err**2) / total, aux | {"weight": total}
 
 
 def _example_rows(step: int, rows: np.ndarray) -> dict:
@@ -65,6 +69,12 @@ def _example_rows(step: int, rows: np.ndarray) -> dict:
     return {"x": x[rows], "y": y[rows]}
 
 
+def _weights(rows: np.ndarray) -> np.ndarray:
+    """Every fourth example counts 4x, so even and odd rows (the two microbatches of
+    grad_accum_steps=2) have total weights 20 and 8."""
+    return np.where(rows % 4 == 0, 4.0, 1.0).astype(np.float32)
+
+
 def make_toy_task(
     batch_size: int = 16,
     device_data: bool = False,
@@ -72,9 +82,11 @@ def make_toy_task(
     dropout: bool = True,
     width: int = D_HID,
     crash_at: int | None = None,
+    weighted: bool = False,
 ) -> Task:
     """`blowup_at`: the loss is NaN from that step on (tests the non-finite guard).
-    `crash_at`: the data source raises at that step (simulates a killed job)."""
+    `crash_at`: the data source raises at that step (simulates a killed job).
+    `weighted`: examples carry weights and the loss is their weighted mean (host data only)."""
 
     def host_batch(step, process_index, process_count):
         if step == crash_at:
@@ -83,6 +95,8 @@ def make_toy_task(
         rows = np.arange(process_index * per, (process_index + 1) * per)
         out = _example_rows(step, rows)
         out["step"] = np.full((per,), step, np.int32)
+        if weighted:
+            out["w"] = _weights(rows)
         return out
 
     def device_batch(rng):
