@@ -2,7 +2,7 @@
 
 Everything here works on the abstract model (`nnx.eval_shape`), so paper-sized models are counted
 without allocating. Only `nnx.Param`s count: fixed W_init and fixed gains (`layers.Fixed`) are not
-parameters. Paths are "/"-joined dict keys of `nnx.state(model, nnx.Param).to_pure_dict()`, the same
+parameters. Paths are "/"-joined dict keys of `nnx.to_pure_dict(nnx.state(model, nnx.Param))`, the same
 paths the trainloop's optimiser rules match.
 """
 
@@ -57,7 +57,7 @@ def param_shapes(model_or_config) -> dict[str, tuple[int, ...]]:
     model = model_or_config
     if isinstance(model_or_config, ml_collections.ConfigDict):
         model = abstract_model(model_or_config)
-    tree = nnx.state(model, nnx.Param).to_pure_dict()
+    tree = nnx.to_pure_dict(nnx.state(model, nnx.Param))
     flat = jax.tree_util.tree_flatten_with_path(tree)[0]
     return {"/".join(str(k.key) for k in path): tuple(leaf.shape) for path, leaf in flat}
 
