@@ -46,6 +46,7 @@ from flax import nnx
 
 from simplified_tf.model_config import BLOCKS, model_config
 from simplified_tf.models import build_model
+from simplified_tf.params import abstract_model, model_fns
 from trainloop.config_util import ConfigError
 
 F32 = jnp.float32
@@ -87,7 +88,7 @@ def init_model(cfg: ml_collections.ConfigDict, seed: int = 0) -> nnx.Module:
     def make():
         return build_model(cfg, rngs=nnx.Rngs(seed))
 
-    graphdef = nnx.graphdef(nnx.eval_shape(make))
+    graphdef = nnx.graphdef(abstract_model(cfg))
     state = jax.jit(lambda: nnx.state(make()))()
     return nnx.merge(graphdef, state)
 
@@ -95,15 +96,14 @@ def init_model(cfg: ml_collections.ConfigDict, seed: int = 0) -> nnx.Module:
 def model_from_params(cfg: ml_collections.ConfigDict, params: Mapping) -> nnx.Module:
     """The model with `params` (a pure dict as the tasks store it: `nnx.to_pure_dict` of the full
     state). Keys missing from `params` (e.g. a fixed W_init) fall back to a fresh init of `cfg`."""
-    abstract = nnx.eval_shape(lambda: build_model(cfg, rngs=nnx.Rngs(0)))
-    graphdef, state = nnx.split(abstract)
-    nnx.replace_by_pure_dict(state, jax.tree.map(jnp.asarray, dict(params)))
+    fns = model_fns(cfg)
+    state = fns.state_of(jax.tree.map(jnp.asarray, dict(params)))
     if any(isinstance(x, jax.ShapeDtypeStruct) for x in jax.tree.leaves(state)):
         fresh = nnx.state(init_model(cfg))
         state = jax.tree.map(
             lambda x, f: f if isinstance(x, jax.ShapeDtypeStruct) else x, state, fresh
         )
-    return nnx.merge(graphdef, state)
+    return nnx.merge(fns.graphdef, state)
 
 
 # ----------------------------------------------------------------------------- statistics

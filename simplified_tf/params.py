@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Mapping
+from typing import NamedTuple
 
 import jax
 import ml_collections
@@ -49,7 +51,40 @@ def no_decay_rules(model_config: ml_collections.ConfigDict) -> tuple[str, ...]:
 
 
 def abstract_model(model_config: ml_collections.ConfigDict) -> nnx.Module:
+    """The model with `jax.ShapeDtypeStruct` leaves (nothing allocated)."""
     return nnx.eval_shape(lambda: build_model(model_config, rngs=nnx.Rngs(0)))
+
+
+class ModelFns(NamedTuple):
+    """Pure-dict view of an NNX model, as the tasks keep it: params are `nnx.to_pure_dict` of the
+    full model state (Params and fixed variables), nested dicts of arrays.
+
+    init(rng) -> params (jittable); state_of(params) -> nnx.State (keys missing from `params` stay
+    `jax.ShapeDtypeStruct` leaves of the template); merge(params) -> the model.
+    """
+
+    graphdef: nnx.GraphDef
+    init: Callable[[jax.Array], dict]
+    merge: Callable[[Mapping], nnx.Module]
+    state_of: Callable[[Mapping], nnx.State]
+
+
+def model_fns(model_config: ml_collections.ConfigDict) -> ModelFns:
+    """`ModelFns` for `model_config` (one abstract template, copied on every `state_of` call)."""
+    graphdef, template = nnx.split(abstract_model(model_config))
+
+    def init(rng):
+        return nnx.to_pure_dict(nnx.state(build_model(model_config, rngs=nnx.Rngs(rng))))
+
+    def state_of(params):
+        state = jax.tree.map(lambda x: x, template)  # fresh copy: replace_by_pure_dict mutates
+        nnx.replace_by_pure_dict(state, params)
+        return state
+
+    def merge(params):
+        return nnx.merge(graphdef, state_of(params))
+
+    return ModelFns(graphdef, init, merge, state_of)
 
 
 def param_shapes(model_or_config) -> dict[str, tuple[int, ...]]:

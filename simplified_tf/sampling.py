@@ -24,24 +24,9 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from simplified_tf.models import build_model
+from simplified_tf.params import model_fns
 from trainloop.config_util import ConfigError
 from trainloop.optim import make_optimizer
-
-
-def model_fns(model_cfg: ml_collections.ConfigDict):
-    """(graphdef, init(rng) -> pure state dict, merge(pure dict) -> model) as the LM task uses."""
-    graphdef, abstract = nnx.split(nnx.eval_shape(lambda: build_model(model_cfg, rngs=nnx.Rngs(0))))
-
-    def init(rng):
-        return nnx.to_pure_dict(nnx.state(build_model(model_cfg, rngs=nnx.Rngs(rng))))
-
-    def merge(params):
-        state = jax.tree_util.tree_map(lambda x: x, abstract)
-        nnx.replace_by_pure_dict(state, params)
-        return nnx.merge(graphdef, state)
-
-    return graphdef, init, merge
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
@@ -120,16 +105,15 @@ def load_run(workdir: str) -> Run:
 
     config = read_config(workdir)
     check_decoder(config, workdir)
-    graphdef, init, merge = model_fns(config.model)
-    params, step = restore_params(workdir, config, init)
+    fns = model_fns(config.model)
+    params, step = restore_params(workdir, config, fns.init)
     data = make_text_data(
         config.data,
         kind="decoder",
         global_batch_size=int(config.batch_size),
         seed=int(config.get("data_seed", config.seed)),
     )
-    _, state = nnx.split(merge(params))
-    return Run(config, graphdef, state, data, step)
+    return Run(config, fns.graphdef, fns.state_of(params), data, step)
 
 
 def _filter_logits(logits_V, temperature, top_k: int, top_p: float):

@@ -19,10 +19,9 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from flax import nnx
 
 from simplified_tf.data import TextData, check_seq_len, make_text_data
-from simplified_tf.models import build_model
+from simplified_tf.params import model_fns
 from trainloop.config_util import ConfigError
 from trainloop.task import Task
 
@@ -52,18 +51,9 @@ def _check_model_vs_data(model_cfg, data: TextData) -> None:
 
 
 def _param_fns(model_cfg: ml_collections.ConfigDict):
-    """(init(rng) -> pure param dict, apply_model(params) -> nnx model) for `model_cfg`."""
-    graphdef, abstract = nnx.split(nnx.eval_shape(lambda: build_model(model_cfg, rngs=nnx.Rngs(0))))
-
-    def init(rng):
-        return nnx.to_pure_dict(nnx.state(build_model(model_cfg, rngs=nnx.Rngs(rng))))
-
-    def merge(params):
-        state = jax.tree_util.tree_map(lambda x: x, abstract)  # fresh copy of the template
-        nnx.replace_by_pure_dict(state, params)
-        return nnx.merge(graphdef, state)
-
-    return init, merge
+    """(init, merge) of `simplified_tf.params.model_fns` (kept for benchmarks/decoder.py)."""
+    fns = model_fns(model_cfg)
+    return fns.init, fns.merge
 
 
 def _data_seed(config) -> int:
@@ -78,7 +68,8 @@ def make_task_and_data(config: ml_collections.ConfigDict, kind: str) -> tuple[Ta
         config.data, kind=kind, global_batch_size=int(config.batch_size), seed=_data_seed(config)
     )
     _check_model_vs_data(config.model, data)
-    init, merge = _param_fns(config.model)
+    fns = model_fns(config.model)
+    init, merge = fns.init, fns.merge
     use_dropout = float(config.model.dropout) > 0
 
     def forward(params, batch, rng):

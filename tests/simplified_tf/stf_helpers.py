@@ -1,9 +1,10 @@
-"""Shared helpers for the simplified_tf model tests."""
+"""Shared helpers for the simplified_tf tests: tiny models, tokens, a small text corpus."""
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from simplified_tf.model_config import model_config
@@ -39,3 +40,21 @@ def tokens(batch: int, length: int, vocab: int = 256, seed: int = 1) -> jax.Arra
 
 def padded_valid(batch: int, length: int, lengths) -> jax.Array:
     return jnp.arange(length)[None, :] < jnp.asarray(lengths)[:, None]
+
+
+WORDS = "def return self import class for while if else None True value data index".split()
+
+
+def write_corpus(
+    root, files: int, *, seed: int = 0, lines=(5, 60), words=(2, 9), name: str = "m{i}.py"
+):
+    """Writes `files` small pseudo-Python files of random WORDS into the folder `root` (a Path,
+    created if needed) and returns it. `lines` is a line count, or a (low, high) range drawn per
+    file; `words` the (low, high) range of words per line; `name` the file-name pattern."""
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(files):
+        n = lines if isinstance(lines, int) else rng.integers(*lines)
+        text = [" ".join(rng.choice(WORDS, rng.integers(*words))) for _ in range(n)]
+        (root / name.format(i=i)).write_text("\n".join(text) + "\n")
+    return root

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from stf_helpers import write_corpus
 
 from simplified_tf.data import default_data_config
 from simplified_tf.model_config import model_config
@@ -12,18 +13,10 @@ from simplified_tf.tasks import make_task_and_data, weighted_cross_entropy
 from trainloop.config_util import ConfigError
 from trainloop.defaults import base_config
 
-WORDS = "def return self import class for while if else None True value data index".split()
-
 
 @pytest.fixture(scope="module")
 def paths(tmp_path_factory):
-    root = tmp_path_factory.mktemp("corpus")
-    rng = np.random.default_rng(1)
-    for i in range(30):
-        lines = [
-            " ".join(rng.choice(WORDS, rng.integers(2, 9))) for _ in range(rng.integers(5, 60))
-        ]
-        (root / f"m{i}.py").write_text("\n".join(lines) + "\n")
+    root = write_corpus(tmp_path_factory.mktemp("corpus"), 30, seed=1)
     return root, tmp_path_factory.mktemp("cache")
 
 

@@ -5,23 +5,15 @@ import sys
 import chex
 import numpy as np
 import pytest
+from stf_helpers import write_corpus
 
 from simplified_tf.data import default_data_config, make_text_data
 from trainloop.config_util import ConfigError
 
-WORDS = "def return self import class for while if else None True value data index".split()
-
 
 @pytest.fixture(scope="module")
 def corpus_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("corpus")
-    rng = np.random.default_rng(0)
-    for i in range(40):
-        lines = [
-            " ".join(rng.choice(WORDS, rng.integers(2, 9))) for _ in range(rng.integers(3, 80))
-        ]
-        (root / f"mod{i:02d}.py").write_text("\n".join(lines) + "\n")
-    return root
+    return write_corpus(tmp_path_factory.mktemp("corpus"), 40, lines=(3, 80), name="mod{i:02d}.py")
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,10 @@ import os
 
 import numpy as np
 import pytest
+from stf_helpers import WORDS
 
 from simplified_tf.data import tokenizer
 from trainloop.config_util import ConfigError
-
-WORDS = "def return self import class for while if else None True value data index".split()
 
 
 def synthetic_texts(n=30, seed=0):

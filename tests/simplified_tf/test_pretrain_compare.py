@@ -8,12 +8,12 @@ import pathlib
 import numpy as np
 import pytest
 from script_loader import load_script
+from stf_helpers import write_corpus
 
 from simplified_tf import compare
 from trainloop.config_util import ConfigError
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-WORDS = "def return self import class for while if else None True value data index".split()
 
 
 def test_summarize_relative_numbers():
@@ -68,12 +68,7 @@ def _script():
 @pytest.mark.slow  # trains two tiny models and times them (~1-3 min on the shared CPU)
 def test_resume_skips_finished_blocks(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(20):
-        lines = [" ".join(rng.choice(WORDS, rng.integers(2, 8))) for _ in range(30)]
-        (corpus / f"m{i}.py").write_text("\n".join(lines) + "\n")
+    corpus = write_corpus(tmp_path / "corpus", 20, lines=30, words=(2, 8))
     overrides = [
         f"data.source={corpus}",
         f"data.cache_dir={tmp_path / 'cache'}",

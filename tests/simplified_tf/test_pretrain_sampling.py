@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from stf_helpers import perturb, tiny
+from stf_helpers import perturb, tiny, write_corpus
 
 from simplified_tf import sampling
 from simplified_tf.data import default_data_config
@@ -17,7 +17,6 @@ from simplified_tf.model_config import model_config
 from trainloop.config_util import ConfigError
 from trainloop.defaults import base_config
 
-WORDS = "def return self import class for while if else None True value data index".split()
 VOCAB = 320
 
 
@@ -82,11 +81,7 @@ def trained_run(tmp_path_factory):
     from simplified_tf.tasks import make_task_and_data
     from trainloop.train import train_and_evaluate
 
-    root = tmp_path_factory.mktemp("corpus")
-    rng = np.random.default_rng(0)
-    for i in range(20):
-        lines = [" ".join(rng.choice(WORDS, rng.integers(2, 8))) for _ in range(30)]
-        (root / f"m{i}.py").write_text("\n".join(lines) + "\n")
+    root = write_corpus(tmp_path_factory.mktemp("corpus"), 20, lines=30, words=(2, 8))
     c = base_config()
     c.task = "lm"
     c.num_steps, c.batch_size, c.eval_every, c.log_every = 3, 8, 0, 1
