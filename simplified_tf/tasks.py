@@ -11,6 +11,13 @@ masked positions). Metrics: `accuracy` (weighted), `weight` (= sum(w), so the lo
 batches by predicted tokens and eval/loss is the exact token mean), `num_tokens` (input tokens
 processed: B*T for the decoder, valid tokens for BERT) and, in evaluation, `perplexity` =
 exp(eval/loss) over the whole validation set (computed once from the token-weighted mean loss).
+
+Scalar traces (spec §8.5): with `config.log_scalar_traces` (read with `config.get`, default True),
+evaluation also reports every stored gain, `eval/scalars/layer03/beta_ff`,
+`eval/scalars/layer00/alpha_h_mean` / `_std`, ... (see `diagnostics.scalar_traces_arrays`). They are
+a few slices inside the jitted eval step, and blocks without gain arrays (pre_ln, parallel,
+post_ln) report none, so the default costs nothing measurable; set it False to keep metrics.jsonl
+small for deep skipless runs (about 10 traces per layer).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import ml_collections
 import numpy as np
 
 from simplified_tf.data import TextData, check_seq_len, make_text_data
+from simplified_tf.diagnostics import scalar_traces_arrays
 from simplified_tf.params import model_fns
 from trainloop.config_util import ConfigError
 from trainloop.task import Task
@@ -85,8 +93,13 @@ def make_task_and_data(config: ml_collections.ConfigDict, kind: str) -> tuple[Ta
         loss, acc, weight = weighted_cross_entropy(logits_BTV, batch["targets"], batch["weights"])
         return loss, {"accuracy": acc, "weight": weight, "num_tokens": num_tokens}
 
+    log_traces = bool(config.get("log_scalar_traces", True))
+
     def eval_loss(params, batch):
-        return loss_fn(params, batch, None)
+        loss, metrics = loss_fn(params, batch, None)
+        if log_traces:  # the same values for every batch, so the loop's weighted mean keeps them
+            metrics = {**metrics, **scalar_traces_arrays(params)}
+        return loss, metrics
 
     def eval_summary(means):
         return {"perplexity": float(np.exp(means["loss"]))}

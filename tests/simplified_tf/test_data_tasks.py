@@ -8,6 +8,7 @@ import pytest
 from stf_helpers import write_corpus
 
 from simplified_tf.data import default_data_config
+from simplified_tf.diagnostics import scalar_traces
 from simplified_tf.model_config import model_config
 from simplified_tf.tasks import make_task_and_data, weighted_cross_entropy
 from trainloop.config_util import ConfigError
@@ -89,3 +90,32 @@ def test_mismatches_are_config_errors(paths):
         make_task_and_data(cfg, "decoder")
     with pytest.raises(ConfigError, match="kind='bert'"):
         make_task_and_data(_config(paths), "bert")
+
+
+@pytest.mark.parametrize("kind,block", [("decoder", "sas_p"), ("bert", "sas")])
+def test_eval_reports_scalar_traces(paths, kind, block):
+    cfg = _config(paths, kind, block, num_layers=3)
+    task, _ = make_task_and_data(cfg, kind)
+    params = task.init(jax.random.key(0))
+    # Move every leaf off its init value (differently per layer and head), so a trace read from the
+    # wrong leaf or layer shows.
+    params = jax.tree_util.tree_map(
+        lambda x: x + 0.01 * (jnp.arange(x.size, dtype=x.dtype) % 7).reshape(x.shape), params
+    )
+    batch = jax.tree_util.tree_map(jnp.asarray, task.eval_batches()[0])
+    _, metrics = jax.jit(task.eval_loss)(params, batch)
+    expected = scalar_traces(params)
+    assert {"scalars/layer00/alpha_v", "scalars/layer02/beta_ff"} <= set(expected)
+    assert {"scalars/layer01/alpha_h_mean", "scalars/layer01/alpha_h_std"} <= set(expected)
+    chex.assert_trees_all_close({k: metrics[k] for k in expected}, expected, rtol=1e-6)
+    chex.assert_trees_all_close(
+        metrics["scalars/layer02/beta_ff"], params["blocks"]["rest"]["beta_ff"][1]
+    )
+    # Training metrics stay lean, and the switch turns the eval traces off.
+    key = jax.random.key(1)
+    train_aux = jax.eval_shape(task.loss, params, batch, key)[1]
+    assert not any(k.startswith("scalars/") for k in train_aux)
+    cfg.log_scalar_traces = False
+    quiet, _ = make_task_and_data(cfg, kind)
+    quiet_aux = jax.eval_shape(quiet.eval_loss, params, batch)[1]
+    assert set(quiet_aux) == {"accuracy", "weight", "num_tokens"}
