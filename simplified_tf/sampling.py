@@ -15,6 +15,7 @@ only `params` is kept.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 
@@ -133,8 +134,12 @@ def _filter_logits(logits_V, temperature, top_k: int, top_p: float):
     return logits_V
 
 
+@functools.lru_cache(maxsize=16)
 def make_step_fn(graphdef, top_k: int, top_p: float):
-    """Jitted `(state, token_B1, cache, pos, rng, temperature, greedy) -> (next_B, cache)`."""
+    """Jitted `(state, token_B1, cache, pos, rng, temperature, greedy) -> (next_B, cache)`.
+
+    Cached per (model structure, top_k, top_p), so sampling several prompts from one model
+    compiles once (graphdefs are hashable)."""
 
     @jax.jit
     def step(state, token_B1, cache, pos, rng, temperature, greedy):

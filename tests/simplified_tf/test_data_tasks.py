@@ -50,31 +50,43 @@ def test_weighted_cross_entropy_ignores_zero_weights():
     chex.assert_trees_all_close(weighted_cross_entropy(logits, changed, weights)[0], loss)
 
 
-def _init_and_step(paths, kind, block):
-    task, data = make_task_and_data(_config(paths, kind, block), kind)
-    params = jax.jit(task.init)(jax.random.key(0))
+def _task_and_params(paths, kind, block, **model_kw):
+    task, _ = make_task_and_data(_config(paths, kind, block, **model_kw), kind)
+    return task, jax.jit(task.init)(jax.random.key(0))
+
+
+@pytest.fixture(scope="module")
+def lm_sas_p(paths):
+    """The tiny sas_p LM task and its params (one compiled init shared by the tests below)."""
+    return _task_and_params(paths, "decoder", "sas_p")
+
+
+def _check_step(task, params):
     batch = jax.tree_util.tree_map(jnp.asarray, task.host_batch(0, 0, 1))
     loss_and_grad = jax.jit(jax.value_and_grad(task.loss, has_aux=True))
     (loss, metrics), grads = loss_and_grad(params, batch, jax.random.key(1))
     assert np.isfinite(float(loss))
     assert abs(float(loss) - np.log(400)) < 1.5  # near-uniform over the 400 model logits
     chex.assert_trees_all_close(metrics["weight"], batch["weights"].sum())
-    new = jax.tree_util.tree_map(lambda p, g: p - 0.05 * g, params, grads)
+    new = jax.jit(lambda p, g: jax.tree_util.tree_map(lambda a, b: a - 0.05 * b, p, g))(
+        params, grads
+    )
     (loss2, _), _ = loss_and_grad(new, batch, jax.random.key(1))
     assert float(loss2) < float(loss)
     ev = task.eval_batches()
     assert len(ev) == 2 and ev[0]["inputs"].shape == (8, 32)
-    return task, params, ev
+    return ev
 
 
-def test_lm_task_init_and_step(paths):
-    _init_and_step(paths, "decoder", "pre_ln")
+def test_lm_task_init_and_step(lm_sas_p):
+    _check_step(*lm_sas_p)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind,block", [("decoder", "sas_p"), ("bert", "sas")])
+@pytest.mark.parametrize("kind,block", [("decoder", "pre_ln"), ("bert", "sas")])
 def test_task_step_and_eval_perplexity(paths, kind, block):
-    task, params, ev = _init_and_step(paths, kind, block)
+    task, params = _task_and_params(paths, kind, block)
+    ev = _check_step(task, params)
     eval_loss, em = jax.jit(task.eval_loss)(params, jax.tree_util.tree_map(jnp.asarray, ev[0]))
     summary = task.eval_summary({"loss": float(eval_loss)})
     chex.assert_trees_all_close(summary["perplexity"], jnp.exp(eval_loss), rtol=1e-5)
@@ -92,30 +104,39 @@ def test_mismatches_are_config_errors(paths):
         make_task_and_data(_config(paths), "bert")
 
 
-@pytest.mark.parametrize("kind,block", [("decoder", "sas_p"), ("bert", "sas")])
-def test_eval_reports_scalar_traces(paths, kind, block):
-    cfg = _config(paths, kind, block, num_layers=3)
-    task, _ = make_task_and_data(cfg, kind)
-    params = task.init(jax.random.key(0))
-    # Move every leaf off its init value (differently per layer and head), so a trace read from the
-    # wrong leaf or layer shows.
-    params = jax.tree_util.tree_map(
-        lambda x: x + 0.01 * (jnp.arange(x.size, dtype=x.dtype) % 7).reshape(x.shape), params
-    )
+def _shifted_eval(task, params, batch):
+    """(params with every leaf moved off its init value, differently per layer and head, so a
+    trace read from the wrong leaf or layer shows; eval metrics at those params), in one program."""
+
+    def run(params, batch):
+        params = jax.tree_util.tree_map(
+            lambda x: x + 0.01 * (jnp.arange(x.size, dtype=x.dtype) % 7).reshape(x.shape), params
+        )
+        return params, task.eval_loss(params, batch)[1]
+
+    return jax.jit(run)(params, batch)
+
+
+@pytest.mark.parametrize("kind", ["decoder", "bert"])
+def test_eval_reports_scalar_traces(paths, lm_sas_p, kind):
+    # decoder: the shared 2-layer sas_p LM; bert: a 3-layer sas encoder (layers 1, 2 stacked).
+    cfg = _config(paths, "bert", "sas", num_layers=3) if kind == "bert" else None
+    task, params = _task_and_params(paths, kind, "sas", num_layers=3) if cfg else lm_sas_p
+    last = 2 if cfg else 1
     batch = jax.tree_util.tree_map(jnp.asarray, task.eval_batches()[0])
-    _, metrics = jax.jit(task.eval_loss)(params, batch)
+    params, metrics = _shifted_eval(task, params, batch)
     expected = scalar_traces(params)
-    assert {"scalars/layer00/alpha_v", "scalars/layer02/beta_ff"} <= set(expected)
+    assert {"scalars/layer00/alpha_v", f"scalars/layer{last:02d}/beta_ff"} <= set(expected)
     assert {"scalars/layer01/alpha_h_mean", "scalars/layer01/alpha_h_std"} <= set(expected)
     chex.assert_trees_all_close({k: metrics[k] for k in expected}, expected, rtol=1e-6)
     chex.assert_trees_all_close(
-        metrics["scalars/layer02/beta_ff"], params["blocks"]["rest"]["beta_ff"][1]
+        metrics[f"scalars/layer{last:02d}/beta_ff"], params["blocks"]["rest"]["beta_ff"][last - 1]
     )
     # Training metrics stay lean, and the switch turns the eval traces off.
-    key = jax.random.key(1)
-    train_aux = jax.eval_shape(task.loss, params, batch, key)[1]
+    train_aux = jax.eval_shape(task.loss, params, batch, jax.random.key(1))[1]
     assert not any(k.startswith("scalars/") for k in train_aux)
-    cfg.log_scalar_traces = False
-    quiet, _ = make_task_and_data(cfg, kind)
+    quiet_cfg = cfg or _config(paths, "decoder", "sas_p")
+    quiet_cfg.log_scalar_traces = False
+    quiet, _ = make_task_and_data(quiet_cfg, kind)
     quiet_aux = jax.eval_shape(quiet.eval_loss, params, batch)[1]
     assert set(quiet_aux) == {"accuracy", "weight", "num_tokens"}

@@ -1,6 +1,7 @@
 """Sampling: cached greedy generation equals argmax of the full forward pass; restore from a real
 training run; clear errors for missing checkpoints, non-decoder runs and over-long prompts."""
 
+import functools
 import json
 
 import chex
@@ -20,6 +21,11 @@ from trainloop.defaults import base_config
 VOCAB = 320
 
 
+@functools.cache
+def _forward(graphdef):
+    return jax.jit(lambda state, tokens: nnx.merge(graphdef, state)(tokens))
+
+
 def _greedy_matches_forward(model, prompt, n_new, max_len):
     graphdef, state = nnx.split(model)
     new = sampling.generate(
@@ -27,7 +33,11 @@ def _greedy_matches_forward(model, prompt, n_new, max_len):
     )
     assert new.shape == (min(n_new, max_len - len(prompt)),)
     full = np.concatenate([prompt, new])
-    logits = jax.jit(lambda s, t: nnx.merge(graphdef, s)(t))(state, jnp.asarray(full)[None])
+    # One forward program per model structure: pad to max_len (the decoder is causal, so the
+    # padding cannot change the logits at the positions compared).
+    padded = np.zeros(max_len, np.int32)
+    padded[: len(full)] = full
+    logits = _forward(graphdef)(state, jnp.asarray(padded)[None])
     expected = np.asarray(jnp.argmax(logits[0], axis=-1))[len(prompt) - 1 : len(full) - 1]
     np.testing.assert_array_equal(new, expected)
     return new
