@@ -101,8 +101,10 @@ def main(argv):
             ("train", result.last_train_metrics),
             ("eval", result.last_eval_metrics),
         ):
-            if metrics:
-                print(f"  {name}: " + ", ".join(f"{k}={v:.5g}" for k, v in sorted(metrics.items())))
+            # Per-layer traces (e.g. "scalars/layer03/beta_ff") stay in metrics.jsonl only.
+            shown = {k: v for k, v in sorted(metrics.items()) if k.count("/") == 1}
+            if shown:
+                print(f"  {name}: " + ", ".join(f"{k}={v:.5g}" for k, v in shown.items()))
 
 
 def _die(message: str):
