@@ -210,18 +210,47 @@ def directional_smoothness(mspec, snap_params, snap_delta, batch, chunk: int = 5
     return np.asarray(out).reshape(n_seed, n_snap)
 
 
+def per_step_smoothness(mspec, dense_params, batch, chunk: int = 50):
+    """(DS_t, ‖∇f(θ_t)‖) for t = 0..T−2 of one run; dense_params leaves (T, ...) hold θ_0..θ_{T−1}."""
+    template = _index(dense_params, 0)
+    flat = jax.vmap(lambda p: ravel_pytree(p)[0])(dense_params)
+    ds = directional_smoothness_flat(mspec, template, batch)
+    run = jax.jit(lambda a, b: jax.lax.map(lambda xy: ds(*xy), (a, b), batch_size=chunk))
+    dsv, gn = run(flat[:-1], flat[1:] - flat[:-1])
+    return np.asarray(dsv, np.float64), np.asarray(gn, np.float64)
+
+
+def window_summary(ds_sgdm_ST: np.ndarray, ds_adam_ST: np.ndarray, window: int = 250) -> list:
+    """Per window of steps: median DS of each optimiser over (seed, step), the fraction of (seed, step)
+    pairs with DS_Adam < DS_SGDM, and the mean DS (dominated by rare spikes). Beyond the spec."""
+    rows = []
+    for t0 in range(0, ds_sgdm_ST.shape[1], window):
+        s, a = ds_sgdm_ST[:, t0 : t0 + window], ds_adam_ST[:, t0 : t0 + window]
+        rows.append(
+            {
+                "start": t0,
+                "stop": t0 + s.shape[1],
+                "median_sgdm": float(np.median(s)),
+                "median_adam": float(np.median(a)),
+                "q25_sgdm": float(np.quantile(s, 0.25)),
+                "q75_sgdm": float(np.quantile(s, 0.75)),
+                "q25_adam": float(np.quantile(a, 0.25)),
+                "q75_adam": float(np.quantile(a, 0.75)),
+                "mean_sgdm": float(s.mean()),
+                "mean_adam": float(a.mean()),
+                "frac_adam_below": float(np.mean(a < s)),
+            }
+        )
+    return rows
+
+
 # --- (e) (L0, L1) scatter --------------------------------------------------------------------
 def l0l1_scatter(mspec, dense_params, batch, chunk: int = 50) -> dict:
     """x_t = ln‖∇f(θ_t)‖, y_t = ln DS_t for t = 0..T−2 of one run (dense_params leaves (T, ...)).
 
     Negative DS points are dropped (and counted); reports the OLS slope of y on x and Pearson r.
     """
-    template = _index(dense_params, 0)
-    flat = jax.vmap(lambda p: ravel_pytree(p)[0])(dense_params)
-    ds = directional_smoothness_flat(mspec, template, batch)
-    run = jax.jit(lambda a, b: jax.lax.map(lambda xy: ds(*xy), (a, b), batch_size=chunk))
-    dsv, gn = run(flat[:-1], flat[1:] - flat[:-1])
-    dsv, gn = np.asarray(dsv, np.float64), np.asarray(gn, np.float64)
+    dsv, gn = per_step_smoothness(mspec, dense_params, batch, chunk)
     keep = (dsv > 0) & np.isfinite(dsv) & (gn > 0)
     x, y = np.log(gn[keep]), np.log(dsv[keep])
     t = np.arange(dsv.size)[keep]

@@ -170,3 +170,13 @@ def test_hill_estimator_orders_tails():
     gauss = np.abs(rng.standard_normal(20_000))
     assert phenomena.hill_tail_index(pareto, 0.05) == pytest.approx(1.5, rel=0.15)
     assert phenomena.hill_tail_index(gauss, 0.05) > 3
+
+
+def test_window_summary_uses_medians_and_pairwise_fraction():
+    s = np.array([[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]])
+    a = np.array([[0.5, 0.5, 100.0, 5.0], [0.5, 0.5, 0.5, 5.0]])  # one spike dominates the mean
+    (w0, w1) = phenomena.window_summary(s, a, window=2)
+    assert (w0["start"], w0["stop"], w1["start"], w1["stop"]) == (0, 2, 2, 4)
+    assert w0["median_adam"] == 0.5 and w0["median_sgdm"] == 1.5 and w0["frac_adam_below"] == 1.0
+    assert w1["frac_adam_below"] == 0.25  # 0.5 < 3 only
+    assert w1["mean_adam"] > w1["mean_sgdm"] and w1["median_adam"] > w1["median_sgdm"]
