@@ -112,7 +112,7 @@ def test_module_efficient_matches_reference_impl(causal):
 def test_gain_switches_create_only_what_is_used():
     def attn_params(**kw):
         m = build_model(model_config("sas", "tiny", **kw), rngs=nnx.Rngs(0))
-        return nnx.state(m.blocks.first.attn, nnx.Param).to_pure_dict()
+        return nnx.to_pure_dict(nnx.state(m.blocks.first.attn, nnx.Param))
 
     full = attn_params()
     assert {"alpha", "beta", "gamma"} <= set(full) and full["alpha"].shape == (H,)

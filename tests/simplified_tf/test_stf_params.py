@@ -97,7 +97,7 @@ def test_no_decay_rules_cover_exactly_vectors_and_gains(block, kw):
     scales/biases, gains) is excluded from decay, and every matrix (incl. dW, embeddings) decays."""
     cfg = model_config(block, "tiny", **kw)
     model = nnx.eval_shape(lambda: build_model(cfg, rngs=nnx.Rngs(0)))
-    tree = nnx.state(model, nnx.Param).to_pure_dict()
+    tree = nnx.to_pure_dict(nnx.state(model, nnx.Param))
     mask = path_mask(tree, P.no_decay_rules(cfg))
     for path, excluded in jax.tree_util.tree_flatten_with_path(mask)[0]:
         p = path_str(path)
@@ -109,7 +109,7 @@ def test_no_decay_rules_cover_classifier_bias():
     clf = nnx.eval_shape(
         lambda: build_classifier(model_config("sas", "tiny", "bert"), 2, rngs=nnx.Rngs(0))
     )
-    tree = nnx.state(clf, nnx.Param).to_pure_dict()
+    tree = nnx.to_pure_dict(nnx.state(clf, nnx.Param))
     flat = {
         path_str(k): v
         for k, v in jax.tree_util.tree_flatten_with_path(path_mask(tree, P.NO_DECAY_RULES))[0]
@@ -146,7 +146,7 @@ def test_configs_recipes_and_data_keys():
 def test_adamw_with_rules_leaves_gains_undecayed():
     cfg = _load_config("decoder")("block=sas,size=tiny")
     model = build_model(cfg.model, rngs=nnx.Rngs(0))
-    params = nnx.state(model, nnx.Param).to_pure_dict()
+    params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
     tx, _ = make_optimizer(cfg.optimizer, 10, params)
 
     @jax.jit
@@ -181,12 +181,12 @@ def test_fixed_w_init_is_not_a_param_and_reproducible():
     paths = P.param_shapes(a)
     assert not [p for p in paths if "w_init" in p or "fixed" in p]
     # Every Fixed variable is caught by the frozen rules (for tasks that keep all state).
-    full = nnx.state(a).to_pure_dict()
+    full = nnx.to_pure_dict(nnx.state(a))
     frozen = path_mask(full, P.frozen_rules(cfg))
     fixed_paths = set(
         jax.tree_util.tree_leaves(
             jax.tree_util.tree_map_with_path(
-                lambda k, _: path_str(k), nnx.state(a, Fixed).to_pure_dict()
+                lambda k, _: path_str(k), nnx.to_pure_dict(nnx.state(a, Fixed))
             )
         )
     )
