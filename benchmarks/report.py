@@ -145,10 +145,13 @@ def render(results: dict) -> str:
         f"{results.get('load_average_after')}",
         f"- Versions: python {mach['python']}, "
         + ", ".join(f"{k} {v[k] or 'not installed'}" for k in v),
-        f"- Protocol: per size every block is compiled, warmed up ({s['warmup']} steps), then timed "
-        f"round-robin: {s['rounds']} rounds x {s['steps_per_round']} steps (block order rotated each "
-        "round), median step time. float32, one XLA CPU device using all cores; torch uses "
-        "`torch.set_num_threads(cores)`.",
+        f"- Protocol: per size every block is compiled, warmed up ({s['warmup']} step(s)), then "
+        f"timed round-robin: {s['rounds']} rounds x {s['steps_per_round']} steps "
+        f"({s.get('peer_steps_per_round', s['steps_per_round'])} for the PyTorch peer; block order "
+        "rotated each round). Step time = median over all timed steps; **ratios to pre_ln are "
+        "paired per round** (median over rounds of pre_ln's round-median step time / the block's), "
+        "so load drifting between rounds cancels. float32, one XLA CPU device using all cores; "
+        "torch uses `torch.set_num_threads(cores)`.",
         "- FLOPs: analytic 6·N_matmul·tokens + 12·L·T·d·tokens (attention over the full T×T) is used "
         "for GFLOP/s and MFU; XLA's `cost_analysis()` is in parentheses and undercounts scanned "
         "layers (a `while` body is counted once). MFU is against the median of a 2048×2048 float32 "
@@ -236,6 +239,18 @@ def render(results: dict) -> str:
                 f"| {c['block']} {key} | {c['num_layers']} | {c['lower_time_s']:.1f} "
                 f"| {c['compile_time_s']:.1f} | {c['total_s']:.1f} |"
             )
+        samples = comp["deep"].get("total_s_samples")
+        if samples and len(samples) > 1:
+            L += [
+                "",
+                "Each config compiled "
+                f"{len(samples)} times, alternating; the fastest is kept (samples: "
+                + "; ".join(
+                    f"{k} " + ", ".join(f"{x:.1f}" for x in comp[k]["total_s_samples"])
+                    for k in ("deep18", "deep")
+                )
+                + " s).",
+            ]
         L += ["", f"72 / 18 layers: **{comp['ratio_72_vs_18']:.2f}x**.", ""]
 
     L += ["## Targets", "", "| target | measured | status |", "|---|---|---|"]

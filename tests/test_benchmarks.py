@@ -47,8 +47,12 @@ def test_measure_decoder_fields_and_ratios(tiny_section):
         peak = tiny_section["peak"]["gflops_per_sec"] * 1e9
         assert math.isclose(r["mfu"], r["flops_per_step"] / r["step_time_s"] / peak)
     assert base["tokens_per_sec_ratio"] == 1.0
+    assert len(sas_p["round_median_step_s"]) == 1  # one round
+    # The ratio is paired per round: pre_ln's round median over sas_p's.
+    paired = base["round_median_step_s"][0] / sas_p["round_median_step_s"][0]
+    assert math.isclose(sas_p["tokens_per_sec_ratio"], paired)
     assert math.isclose(
-        sas_p["tokens_per_sec_ratio"], sas_p["tokens_per_sec"] / base["tokens_per_sec"]
+        sas_p["tokens_per_sec_ratio_of_medians"], sas_p["tokens_per_sec"] / base["tokens_per_sec"]
     )
     assert math.isclose(sas_p["step_time_ratio"], sas_p["step_time_s"] / base["step_time_s"])
     # SAS-P removes W_V (layers >= 1) and W_P: fewer parameters and fewer FLOPs than Pre-LN.
@@ -135,6 +139,15 @@ def test_target_status_thresholds():
     assert t["linear_tf"]["status"] == "missed"
     assert t["compile_depth"]["status"] == "hit"
     assert t["sas_p_speed"]["status"] == "not measured"
+
+
+def test_paired_ratio_cancels_drift():
+    # The machine slows down between rounds; within each round the block is 1.25x faster.
+    base = [1.0, 2.0, 1.5]
+    block = [0.8, 1.6, 1.2]
+    assert math.isclose(run.paired_ratio(base, block), 1.25)
+    # One disturbed round (the block's step hit by load) does not move the median.
+    assert math.isclose(run.paired_ratio(base, [0.8, 4.0, 1.2]), 1.25)
 
 
 def test_only_filter_rejects_unknown_section():
