@@ -157,6 +157,11 @@ def write_figure(res, out_dir: str) -> list[str]:
         ),
         "per_seed_final": {k: res.groups[k].eval_loss[0, :, -1].tolist() for k in ("sgdm", "adam")},
     }
+    np.savez(  # the curves themselves, so the figure can be redrawn without rerunning
+        os.path.join(out_dir, "loss_curves_s1_full.npz"),
+        steps=steps,
+        **{f"eval_loss_{k}": res.groups[k].eval_loss[0] for k in ("sgdm", "adam")},
+    )
     js = os.path.join(out_dir, "loss_curves_s1_full.json")
     with open(js, "w") as f:
         json.dump(nums, f, indent=1)

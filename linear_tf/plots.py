@@ -19,9 +19,17 @@ def _color(name, i):
 
 
 def _finish(fig, path: str, caption: str) -> str:
-    text = "\n".join(textwrap.wrap(caption, 160))
+    width = fig.get_figwidth()
+    text = "\n".join(textwrap.wrap(caption, max(60, int(16 * width))))  # ~16 chars/inch at 7 pt
     fig.text(0.01, 0.01, text, fontsize=7, va="bottom", ha="left")
-    fig.subplots_adjust(bottom=0.24 + 0.04 * text.count("\n"), top=0.9, wspace=0.35)
+    lines = text.count("\n") + 1
+    fig.set_figheight(fig.get_figheight() + 0.12 * lines)
+    fig.subplots_adjust(
+        left=min(0.3, 0.75 / width),
+        bottom=(0.6 + 0.12 * lines) / fig.get_figheight(),
+        top=0.9,
+        wspace=0.35,
+    )
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
