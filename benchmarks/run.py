@@ -9,13 +9,15 @@ Sections:
            benchmarks/decoder.py), interleaved round-robin (order rotated per round) so machine
            noise hits all blocks alike; median step time over >= 20 timed steps after warm-up,
            tokens/s, analytic FLOPs/s, MFU against a 2048x2048 float32 matmul peak sampled between
-           the rounds, compile time, memory. Ratios are to pre_ln of the same size and run.
+           the rounds, compile time, memory. Ratios are to pre_ln of the same size and run, paired
+           per round (median over rounds of the two round-median step times), robust to drift.
   peer     HF GPT-2 (PyTorch, CPU) at the same config, timed inside the same rounds as the blocks
            (needs the `bench` extra; skipped with a message otherwise). Runs with `decoder` only.
   linear   linear_tf: the JAX step and Setting-1 protocol from benchmarks/linear_tf.py (run for
            fewer steps and extrapolated linearly), against a plain PyTorch loop
            (benchmarks/torch_peers.py) timed for a few hundred steps and extrapolated.
-  compile  compile time of the scanned deep config: 72 vs 18 layers (abstract shapes only).
+  compile  compile time of the scanned deep config: 72 vs 18 layers (abstract shapes only),
+           alternating, fastest of each kept.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ MODES = {
     "full": dict(
         sizes=("small", "medium"),
         batch={"small": 4, "medium": 1},
-        rounds=8,
+        rounds=7,
         steps_per_round=3,
         peer_steps_per_round=1,
         warmup=1,
