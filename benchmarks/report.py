@@ -218,7 +218,10 @@ def render(results: dict) -> str:
             )
             L += [
                 "",
-                th["note"] + " The JAX time includes compilation and is extrapolated the same way.",
+                th["note"]
+                + " JAX extrapolation: "
+                + (jx or {}).get("extrapolation", "linear in steps (incl. compile)")
+                + ".",
             ]
         else:
             L.append(f"| PyTorch | {lin.get('torch_skipped', 'not measured')} | – |")
