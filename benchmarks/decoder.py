@@ -29,8 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.machine import device_peak_memory, host_memory
-from simplified_tf.params import count_params
-from simplified_tf.tasks import _param_fns, weighted_cross_entropy
+from simplified_tf.params import count_params, model_fns
+from simplified_tf.tasks import weighted_cross_entropy
 from trainloop.mesh import make_mesh
 from trainloop.optim import make_optimizer
 from trainloop.task import Task
@@ -65,7 +65,8 @@ def random_batch(model_cfg, batch_size: int, seed: int = 0) -> dict:
 
 def lm_task(config, batch: dict) -> Task:
     """A Task with the LM loss of `simplified_tf.tasks` whose host batch is always `batch`."""
-    init, merge = _param_fns(config.model)
+    fns = model_fns(config.model)
+    init, merge = fns.init, fns.merge
 
     def loss_fn(params, b, rng):
         del rng  # dropout is 0 in pretraining

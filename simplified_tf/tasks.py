@@ -58,12 +58,6 @@ def _check_model_vs_data(model_cfg, data: TextData) -> None:
     check_seq_len(data.config.seq_len, int(model_cfg.max_len))
 
 
-def _param_fns(model_cfg: ml_collections.ConfigDict):
-    """(init, merge) of `simplified_tf.params.model_fns` (kept for benchmarks/decoder.py)."""
-    fns = model_fns(model_cfg)
-    return fns.init, fns.merge
-
-
 def _data_seed(config) -> int:
     return int(config.get("data_seed", config.seed))
 
