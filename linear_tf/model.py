@@ -71,7 +71,14 @@ def _torch_linear(key, fan_in: int, fan_out: int):
 
 
 def init_params(spec: ModelSpec, rng: jax.Array) -> dict:
-    """Every trainable entry i.i.d. N(0, init_std²) (dead blocks included); p0 starts with B = 0."""
+    """Every trainable entry i.i.d. N(0, init_std²) (dead blocks included); p0 starts with B = 0.
+
+    Drawn with the non-partitionable threefry, like the prompts (see `linear_tf.data`)."""
+    with jax.threefry_partitionable(False):
+        return _init_params(spec, rng)
+
+
+def _init_params(spec: ModelSpec, rng: jax.Array) -> dict:
     k_attn, k_embed = jax.random.split(rng)
     L, H, d = spec.layers, spec.heads, spec.d
     if spec.parameterization == "full":
@@ -170,15 +177,23 @@ def prompt_stats(z_BTE: jax.Array) -> dict:
     They do not depend on the parameters, so a training step computes them once per batch (outside
     the gradient) and runs of a sweep that share prompts share them.
     """
-    n = z_BTE.shape[1] - 1
-    zc_NEB = jnp.transpose(z_BTE[:, :n], (1, 2, 0))
-    x_NDB, r_NB = zc_NEB[:, :-1], zc_NEB[:, -1]
-    return {
-        "kxx": jnp.sum(x_NDB[:, :, None, :] * x_NDB[:, None, :, :], axis=0),
-        "kxr": jnp.sum(x_NDB * r_NB[:, None, :], axis=0),
-        "xq": z_BTE[:, -1, :-1].T,
-        "rq": z_BTE[:, -1, -1],
-    }
+    z_ETB = jnp.transpose(z_BTE, (2, 1, 0))
+    return stats_from_tokens(z_ETB[:-1], z_ETB[-1])
+
+
+def stats_from_tokens(x_DTB: jax.Array, r_TB: jax.Array) -> dict:
+    """`prompt_stats` from covariates x_DTB and label slots r_TB (token T-1 is the query).
+
+    The context sums are accumulated token by token (T-1 fused multiply-adds on (D, D, B) arrays):
+    on XLA:CPU about 3x faster than one broadcast-and-reduce over the token axis.
+    """
+    n = x_DTB.shape[1] - 1
+    kxx = kxr = None
+    for t in range(n):
+        x_DB = x_DTB[:, t]
+        outer, xr = x_DB[:, None] * x_DB[None, :], x_DB * r_TB[t]
+        kxx, kxr = (outer, xr) if kxx is None else (kxx + outer, kxr + xr)
+    return {"kxx": kxx, "kxr": kxr, "xq": x_DTB[:, n], "rq": r_TB[n]}
 
 
 # Per-prompt D×D matrices as nested lists of (B,) arrays: every product is then plain elementwise

@@ -1,10 +1,14 @@
 """The measurements behind each figure of Ahn et al. (2024), one function each (no plotting here).
 
 All metrics use the fixed evaluation batch and are vectorised over samples/snapshots with
-`jax.lax.map(..., batch_size=...)` (vmap in chunks), so memory stays bounded.
+`jax.lax.map(..., batch_size=...)` (vmap in chunks), so memory stays bounded. The compiled metric
+programs are cached per model spec (the batch and the parameters are runtime arguments), so figures
+of one process that measure the same model share them.
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +26,12 @@ def _index(tree, *idx):
 def _flat_loss(mspec, template, batch):
     _, unravel = ravel_pytree(template)
     return lambda flat: model.mse_loss(mspec, unravel(flat), batch)
+
+
+def _template(mspec):
+    """Zero parameters of the spec's structure (for ravel/unravel inside cached programs)."""
+    shapes = jax.eval_shape(lambda: model.init_params(mspec, jax.random.key(0)))
+    return jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
 
 
 # --- (a) loss curves -------------------------------------------------------------------------
@@ -80,11 +90,14 @@ def gradient_noise(
         return ravel_pytree(jax.grad(lambda p: model.mse_loss(mspec, p, b))(unravel(flat0)))[0]
 
     keys_full = jax.vmap(lambda i: jax.random.fold_in(k_full, i))(jnp.arange(full_batches))
-    g_full = jax.jit(lambda ks: jax.lax.map(grad_of, ks, batch_size=chunk).mean(0))(keys_full)
     keys = jax.vmap(lambda i: jax.random.fold_in(k_samp, i))(jnp.arange(num_samples))
-    noise = jax.jit(lambda ks: jax.lax.map(lambda k: grad_of(k) - g_full, ks, batch_size=chunk))(
-        keys
-    )
+
+    @jax.jit  # one program for the full gradient and the samples (one compile per case)
+    def run(keys_full, keys):
+        g_full = jax.lax.map(grad_of, keys_full, batch_size=chunk).mean(0)
+        return g_full, jax.lax.map(lambda k: grad_of(k) - g_full, keys, batch_size=chunk)
+
+    g_full, noise = run(keys_full, keys)
     noise = np.asarray(noise, np.float64)
     out = {
         "errors": np.linalg.norm(noise, axis=1),
@@ -155,20 +168,25 @@ def hessian_diag(mspec, params, batch, chunk: int = 30) -> jax.Array:
     return jax.lax.map(entry, jnp.arange(flat.size), batch_size=chunk)
 
 
+@functools.cache
+def _condition_program(mspec, chunk: int):
+    template = _template(mspec)
+
+    def run(flat_X, batch):
+        _, unravel = ravel_pytree(template)
+        one = lambda flat: robust_condition_number(hessian_diag(mspec, unravel(flat), batch, chunk))
+        return jax.lax.map(one, flat_X)
+
+    return jax.jit(run)
+
+
 def condition_numbers(mspec, snap_params, batch, chunk: int = 30) -> np.ndarray:
     """R_med for every (seed, snapshot): snap_params leaves (n_seed, n_snap, ...) -> (n_seed, n_snap)."""
-    leaves = jax.tree_util.tree_leaves(snap_params)
-    n_seed, n_snap = leaves[0].shape[:2]
-    template = _index(snap_params, 0, 0)
     flat_all = jax.vmap(jax.vmap(lambda p: ravel_pytree(p)[0]))(snap_params)
-    _, unravel = ravel_pytree(template)
-
-    @jax.jit
-    def one(flat):
-        return robust_condition_number(hessian_diag(mspec, unravel(flat), batch, chunk))
-
-    r = [[float(one(flat_all[s, t])) for t in range(n_snap)] for s in range(n_seed)]
-    return np.asarray(r)
+    n_seed, n_snap = flat_all.shape[:2]
+    batch = model.prepare_batch(mspec, batch)
+    r = _condition_program(mspec, chunk)(flat_all.reshape(n_seed * n_snap, -1), batch)
+    return np.asarray(r, np.float64).reshape(n_seed, n_snap)
 
 
 def ratio_table(r_sgd: np.ndarray, r_adam: np.ndarray, snap_steps, at=(750, 1250)) -> dict:
@@ -198,25 +216,35 @@ def directional_smoothness_flat(mspec, template, batch):
     return ds
 
 
+@functools.cache
+def _smoothness_program(mspec, chunk: int):
+    """(flat θ (X, P), flat Δ (X, P), batch) -> (DS (X,), ‖∇f(θ)‖ (X,)), compiled once per spec."""
+    template = _template(mspec)
+
+    def run(flat_X, dflat_X, batch):
+        ds = directional_smoothness_flat(mspec, template, batch)
+        return jax.lax.map(lambda xy: ds(*xy), (flat_X, dflat_X), batch_size=chunk)
+
+    return jax.jit(run)
+
+
 def directional_smoothness(mspec, snap_params, snap_delta, batch, chunk: int = 50) -> np.ndarray:
     """DS along the actual update for every (seed, snapshot) -> (n_seed, n_snap)."""
-    template = _index(snap_params, 0, 0)
     flat = jax.vmap(jax.vmap(lambda p: ravel_pytree(p)[0]))(snap_params)
     dflat = jax.vmap(jax.vmap(lambda p: ravel_pytree(p)[0]))(snap_delta)
-    ds = directional_smoothness_flat(mspec, template, batch)
     n_seed, n_snap = flat.shape[:2]
-    run = jax.jit(lambda a, b: jax.lax.map(lambda xy: ds(*xy)[0], (a, b), batch_size=chunk))
-    out = run(flat.reshape(n_seed * n_snap, -1), dflat.reshape(n_seed * n_snap, -1))
-    return np.asarray(out).reshape(n_seed, n_snap)
+    batch = model.prepare_batch(mspec, batch)
+    out, _ = _smoothness_program(mspec, chunk)(
+        flat.reshape(n_seed * n_snap, -1), dflat.reshape(n_seed * n_snap, -1), batch
+    )
+    return np.asarray(out, np.float64).reshape(n_seed, n_snap)
 
 
 def per_step_smoothness(mspec, dense_params, batch, chunk: int = 50):
     """(DS_t, ‖∇f(θ_t)‖) for t = 0..T−2 of one run; dense_params leaves (T, ...) hold θ_0..θ_{T−1}."""
-    template = _index(dense_params, 0)
     flat = jax.vmap(lambda p: ravel_pytree(p)[0])(dense_params)
-    ds = directional_smoothness_flat(mspec, template, batch)
-    run = jax.jit(lambda a, b: jax.lax.map(lambda xy: ds(*xy), (a, b), batch_size=chunk))
-    dsv, gn = run(flat[:-1], flat[1:] - flat[:-1])
+    batch = model.prepare_batch(mspec, batch)
+    dsv, gn = _smoothness_program(mspec, chunk)(flat[:-1], flat[1:] - flat[:-1], batch)
     return np.asarray(dsv, np.float64), np.asarray(gn, np.float64)
 
 

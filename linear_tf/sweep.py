@@ -21,6 +21,7 @@ SGDM and Adam share the initialisation and the prompt stream for a given seed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -112,6 +113,126 @@ def _stack_host(chunks: list, axis: int):
     return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs, axis=axis), *chunks)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """Everything static about a chunk program (hashable): equal plans share one compiled program,
+    across `run_sweep` calls and figures of one process. Learning rates, seeds (their keys), the
+    starting step and the evaluation batch are runtime arguments, so they never trigger a compile."""
+
+    mspec: model.ModelSpec
+    dspec: data.DataSpec
+    names: tuple[str, ...]
+    sizes: tuple[int, ...]  # number of learning rates per optimiser
+    clip: float
+    batch: int
+    eval_stride: int
+    n_blocks: int
+    dense: bool
+
+    def txs(self):
+        return {k: make_optimizer(optimizer_config(k, 1.0, self.clip), 1)[0] for k in self.names}
+
+
+def _joined(plan: _Plan, trees):
+    """Concatenates the (n_lr, n_seed) grids of all optimisers along the lr axis."""
+    return jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *trees)
+
+
+def _split(plan: _Plan, tree):
+    offsets = np.cumsum([0, *plan.sizes])
+    return {
+        k: jax.tree_util.tree_map(lambda a, i=i: a[offsets[i] : offsets[i + 1]], tree)
+        for i, k in enumerate(plan.names)
+    }
+
+
+def _eval_all(plan: _Plan, state, ev_batch):
+    """Fixed-batch loss of every run; one forward pass for all optimisers."""
+    loss_fn = lambda p, b: model.mse_loss(plan.mspec, p, b)
+    losses = jax.vmap(jax.vmap(loss_fn, (0, None)), (0, None))(
+        _joined(plan, [state[k][0] for k in plan.names]), ev_batch
+    )
+    return _split(plan, losses)
+
+
+@functools.cache
+def _init_program(plan: _Plan):
+    """init keys (n_seed,) -> state {name: (params, opt state, last update)} with (n_lr, n_seed) grids."""
+    txs = plan.txs()
+
+    def init(init_keys):
+        params_S = jax.vmap(lambda k: model.init_params(plan.mspec, k))(init_keys)
+        state = {}
+        for k, n_lr in zip(plan.names, plan.sizes, strict=True):
+            p = jax.tree_util.tree_map(lambda a, n_lr=n_lr: jnp.stack([a] * n_lr), params_S)
+            opt = jax.vmap(jax.vmap(txs[k].init))(p)
+            state[k] = (p, opt, jax.tree_util.tree_map(jnp.zeros_like, p))
+        return state
+
+    return jax.jit(init)
+
+
+@functools.cache
+def _chunk_program(plan: _Plan):
+    """The compiled program for `plan.n_blocks` x `plan.eval_stride` steps of every run."""
+    mspec, dspec, names = plan.mspec, plan.dspec, plan.names
+    txs = plan.txs()
+    loss_fn = lambda p, b: model.mse_loss(mspec, p, b)
+    # One gradient program for the runs of every optimiser (halves the compiled graph).
+    value_and_grad_all = jax.vmap(jax.vmap(jax.value_and_grad(loss_fn), (0, 0)), (0, None))
+
+    def apply_update(tx):
+        def update(params, opt_state, grads, lr):
+            updates, opt_state = tx.update(grads, opt_state, params)
+            new = jax.tree_util.tree_map(lambda p, u: p + lr * u, params, updates)
+            return new, opt_state, global_norm(grads)
+
+        return jax.vmap(jax.vmap(update, (0, 0, 0, None)), (0, 0, 0, 0))
+
+    updaters = {k: apply_update(txs[k]) for k in names}
+    if model.uses_stats(mspec):  # statistics straight from the draws (no token matrix)
+        draw = lambda kk: data.sample_stats(dspec, kk, plan.batch)
+    else:
+        draw = lambda kk: model.prepare_batch(mspec, data.sample(dspec, kk, plan.batch))
+
+    def chunk(state, t0, lr_d, ev_batch, data_keys_S):
+        snap = {k: state[k][0] for k in names}
+
+        def block(state, b):
+            ev = _eval_all(plan, state, ev_batch)
+
+            def step(state, t):
+                keys_S = jax.vmap(jax.random.fold_in, (0, None))(data_keys_S, t)
+                # Prompts (statistics) once per seed, shared by every run that sees these prompts.
+                batch_S = jax.vmap(draw)(keys_S)
+                loss_all, grads_all = value_and_grad_all(
+                    _joined(plan, [state[k][0] for k in names]), batch_S
+                )
+                losses, grads = _split(plan, loss_all), _split(plan, grads_all)
+                new_state, outs = {}, {}
+                for k in names:
+                    p, o, delta = state[k]
+                    p2, o2, gn = updaters[k](p, o, grads[k], lr_d[k])
+                    delta = jax.tree_util.tree_map(
+                        lambda a, b_, dl: jnp.where(t == t0, b_ - a, dl), p, p2, delta
+                    )
+                    new_state[k] = (p2, o2, delta)
+                    outs[k] = (losses[k], gn, p if plan.dense else None)
+                return new_state, outs
+
+            ts = t0 + b * plan.eval_stride + jnp.arange(plan.eval_stride)
+            state, outs = jax.lax.scan(step, state, ts)
+            return state, (ev, outs)
+
+        state, (ev, outs) = jax.lax.scan(block, state, jnp.arange(plan.n_blocks))
+        return state, snap, ev, outs, _eval_all(plan, state, ev_batch)
+
+    return jax.jit(chunk, donate_argnums=(0,))
+
+
+_prepare = jax.jit(model.prepare_batch, static_argnums=0)
+
+
 def run_sweep(
     mspec: model.ModelSpec,
     dspec: data.DataSpec,
@@ -128,97 +249,32 @@ def run_sweep(
     lrs = {k: jnp.asarray(np.asarray(optimizers[k], np.float32)) for k in names}
     if eval_batch is None:
         eval_batch = data.eval_batch(dspec, cfg.batch)
-    eval_batch = model.prepare_batch(mspec, eval_batch)
+    eval_batch = _prepare(mspec, eval_batch)
     keys = [keys_for_seed(s) for s in seeds]
     init_keys = jnp.stack([k[0] for k in keys])
     data_keys_S = jnp.stack([k[1] for k in keys])
-    params_S = jax.vmap(lambda k: model.init_params(mspec, k))(init_keys)
-    txs = {k: make_optimizer(optimizer_config(k, 1.0, cfg.clip), cfg.steps)[0] for k in names}
+    sizes = tuple(len(optimizers[k]) for k in names)
 
-    loss_fn = lambda p, b: model.mse_loss(mspec, p, b)
-    over_runs = lambda f: jax.vmap(jax.vmap(f, (0, 0)), (0, None))
-    sizes = [len(optimizers[k]) for k in names]
-
-    def joined(trees):
-        """Concatenates the (n_lr, n_seed) grids of all optimisers along the lr axis."""
-        return jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *trees)
-
-    def split(tree):
-        offsets = np.cumsum([0, *sizes])
-        return {
-            k: jax.tree_util.tree_map(lambda a, i=i: a[offsets[i] : offsets[i + 1]], tree)
-            for i, k in enumerate(names)
-        }
-
-    def eval_all(state, ev_batch):
-        """Fixed-batch loss of every run; one (compiled) forward pass for all optimisers."""
-        losses = jax.vmap(jax.vmap(loss_fn, (0, None)), (0, None))(
-            joined([state[k][0] for k in names]), ev_batch
+    def plan(n_steps):
+        return _Plan(
+            mspec,
+            dspec,
+            names,
+            sizes,
+            float(cfg.clip),
+            int(cfg.batch),
+            int(cfg.eval_stride),
+            n_steps // cfg.eval_stride,
+            bool(cfg.dense),
         )
-        return split(losses)
 
-    state = {}
-    for k in names:
-        n_lr = len(optimizers[k])
-        p = jax.tree_util.tree_map(lambda a, n_lr=n_lr: jnp.stack([a] * n_lr), params_S)
-        opt = jax.vmap(jax.vmap(txs[k].init))(p)
-        state[k] = (p, opt, jax.tree_util.tree_map(jnp.zeros_like, p))
-
-    def apply_update(tx):
-        def update(params, opt_state, grads, lr):
-            updates, opt_state = tx.update(grads, opt_state, params)
-            new = jax.tree_util.tree_map(lambda p, u: p + lr * u, params, updates)
-            return new, opt_state, global_norm(grads)
-
-        return jax.vmap(jax.vmap(update, (0, 0, 0, None)), (0, 0, 0, 0))
-
-    updaters = {k: apply_update(txs[k]) for k in names}
-    # One gradient program for the runs of every optimiser (halves the compiled graph).
-    value_and_grad_all = over_runs(jax.value_and_grad(loss_fn))
-
-    def chunk(state, t0, lr_d, ev_batch, n_blocks: int):
-        snap = {k: state[k][0] for k in names}
-
-        def block(state, b):
-            ev = eval_all(state, ev_batch)
-
-            def step(state, t):
-                keys_S = jax.vmap(jax.random.fold_in, (0, None))(data_keys_S, t)
-                # Prompt statistics once per seed, shared by every run that sees these prompts.
-                batch_S = jax.vmap(
-                    lambda kk: model.prepare_batch(mspec, data.sample(dspec, kk, cfg.batch))
-                )(keys_S)
-                loss_all, grads_all = value_and_grad_all(
-                    joined([state[k][0] for k in names]), batch_S
-                )
-                losses, grads = split(loss_all), split(grads_all)
-                new_state, outs = {}, {}
-                for k in names:
-                    p, o, delta = state[k]
-                    p2, o2, gn = updaters[k](p, o, grads[k], lr_d[k])
-                    delta = jax.tree_util.tree_map(
-                        lambda a, b_, dl: jnp.where(t == t0, b_ - a, dl), p, p2, delta
-                    )
-                    new_state[k] = (p2, o2, delta)
-                    outs[k] = (losses[k], gn, p if cfg.dense else None)
-                return new_state, outs
-
-            ts = t0 + b * cfg.eval_stride + jnp.arange(cfg.eval_stride)
-            state, outs = jax.lax.scan(step, state, ts)
-            return state, (ev, outs)
-
-        state, (ev, outs) = jax.lax.scan(block, state, jnp.arange(n_blocks))
-        return state, snap, ev, outs
-
-    chunk_jit = jax.jit(chunk, static_argnums=(4,), donate_argnums=(0,))
-    final_eval = jax.jit(eval_all)
-
+    state = _init_program(plan(0))(init_keys)
     ev_chunks, out_chunks, snap_chunks, delta_chunks, snap_steps = [], [], [], [], []
     t0 = 0
     while t0 < cfg.steps:
         n_steps = min(cfg.snapshot_stride, cfg.steps - t0)
-        state, snap, ev, outs = chunk_jit(
-            state, jnp.int32(t0), lrs, eval_batch, n_steps // cfg.eval_stride
+        state, snap, ev, outs, ev_last = _chunk_program(plan(n_steps))(
+            state, jnp.int32(t0), lrs, eval_batch, data_keys_S
         )
         snap_chunks.append(jax.device_get(snap))
         delta_chunks.append(jax.device_get({k: state[k][2] for k in names}))
@@ -231,7 +287,7 @@ def run_sweep(
                 f"{k} eval {np.nanmin(np.asarray(ev[k][-1]).mean(-1)):.3g}" for k in names
             )
             log(f"  step {t0}/{cfg.steps} ({time.time() - start:.0f}s): best-lr {msg}")
-    ev_last = jax.device_get(final_eval(state, eval_batch))
+    ev_last = jax.device_get(ev_last)
 
     groups = {}
     for k in names:

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.stats
 
 from linear_tf import data, model
 from trainloop.config_util import ConfigError
@@ -40,10 +41,14 @@ def test_covariate_second_moments():
 def test_setting3_gamma_moments():
     ds = data.make_data_spec("3")
     assert ds.gamma_theta == pytest.approx(10.0)
-    g = np.asarray(jax.random.gamma(jax.random.key(2), ds.gamma_k, (1_000_000,)), np.float64)
-    g = g * ds.gamma_theta
+    log_g = data.gamma_log(jax.random.key(2), ds.gamma_k, (1_000_000,))
+    g = np.exp(np.asarray(log_g, np.float64)) * ds.gamma_theta
     assert g.mean() == pytest.approx(1.0, rel=0.03)
     assert g.var() == pytest.approx(10.0, rel=0.1)
+    # The vectorised Marsaglia-Tsang sampler is the Gamma law itself (boosted k < 1 and plain k >= 1).
+    assert scipy.stats.kstest(g / ds.gamma_theta, scipy.stats.gamma(ds.gamma_k).cdf).pvalue > 1e-3
+    g2 = np.exp(np.asarray(data.gamma_log(jax.random.key(4), 2.5, (100_000,)), np.float64))
+    assert scipy.stats.kstest(g2, scipy.stats.gamma(2.5).cdf).pvalue > 1e-3
     # ‖x‖² = g exactly (x = sqrt(g) u with u on the sphere).
     x = data.sample_covariates(ds, jax.random.key(3), (200_000,))
     assert float(jnp.mean(jnp.sum(x**2, -1))) == pytest.approx(1.0, rel=0.05)
@@ -75,6 +80,19 @@ def test_nonlinear_targets_are_nonlinear():
     # Labels use φ(x) while the tokens hold the raw x.
     b = data.sample(ds, jax.random.key(5), 3)
     assert not np.allclose(b["z"][:, :-1, -1], 0)
+
+
+def test_sample_stats_are_the_statistics_of_sample():
+    for setting in ("1", "3"):
+        ds = data.make_data_spec(setting)
+        full, stats = (
+            data.sample(ds, jax.random.key(6), 9),
+            data.sample_stats(ds, jax.random.key(6), 9),
+        )
+        np.testing.assert_array_equal(np.asarray(stats["y"]), np.asarray(full["y"]))
+        ref = model.prompt_stats(full["z"])
+        for k in ref:
+            np.testing.assert_allclose(stats["stats"][k], ref[k], rtol=1e-6, atol=1e-6)
 
 
 def test_eval_batch_is_fixed():
