@@ -3,6 +3,7 @@
   .venv/bin/python benchmarks/run.py                  # full: < 15 min on 2 cores
   .venv/bin/python benchmarks/run.py --quick          # ~2-3 min smoke run (size=small, few steps)
   .venv/bin/python benchmarks/run.py --only=decoder   # or peer | linear | compile (comma list)
+  .venv/bin/python benchmarks/run.py --malloc=default # glibc's allocator defaults (see below)
 
 Sections:
   decoder  every block at size=small and size=medium: the real jitted train step (see
@@ -18,6 +19,11 @@ Sections:
            (benchmarks/torch_peers.py) timed for a few hundred steps and extrapolated.
   compile  compile time of the scanned deep config: 72 vs 18 layers (abstract shapes only),
            alternating, fastest of each kept.
+
+Host allocator: by default glibc is told (benchmarks/host_alloc.py) to keep freed memory mapped, so
+XLA's temporary buffer of each step is not mmapped and page-faulted in anew every step; it applies
+to the whole process, PyTorch peers included. Where the time goes and what bounds each target:
+benchmarks/profile_step.py (writes PROFILE.md).
 """
 
 from __future__ import annotations
@@ -36,6 +42,14 @@ _REPO = os.path.dirname(_HERE)
 # shadow the linear_tf package: use the repository root instead.
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 sys.path.insert(0, _REPO)
+
+from benchmarks import host_alloc  # noqa: E402  (imports no jax)
+
+# Before jax starts its threads (glibc fixes the arena limit at the second arena): keep freed host
+# memory mapped so XLA's per-step temporary buffer is not page-faulted in again every step
+# (benchmarks/host_alloc.py). `--malloc=default` keeps glibc's defaults.
+if "--malloc=default" not in sys.argv[1:]:
+    host_alloc.keep_host_memory()
 
 from benchmarks import machine, report, torch_peers  # noqa: E402
 from benchmarks.decoder import DecoderBench, compile_only  # noqa: E402
@@ -282,6 +296,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--quick", action="store_true", help="~2-minute smoke version")
     ap.add_argument("--only", default="", help=f"comma list of {'|'.join(SECTIONS)}")
     ap.add_argument("--out-dir", default=_HERE, help="where results.json and RESULTS.md go")
+    ap.add_argument(
+        "--malloc",
+        default="keep",
+        choices=("keep", "default"),
+        help="host allocator: keep freed memory mapped (default) or glibc defaults",
+    )
     args = ap.parse_args(argv)
     only = parse_only(args.only)
     mode = "quick" if args.quick else "full"
@@ -294,6 +314,7 @@ def main(argv=None) -> dict:
         machine=machine.machine_info(),
         load_average_before=machine.load_average(),
         settings=dict(m, sizes=list(m["sizes"])),
+        malloc=dict(requested=args.malloc, applied=host_alloc.applied()),
         decoder={},
     )
     log(f"mode={mode} sections={','.join(only)} load={results['load_average_before']}")
