@@ -20,6 +20,7 @@ and no optimiser (SGD, momentum, Adam) ever moves it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import jax
@@ -306,6 +307,75 @@ def _sparse_linear_prediction(bc_LH2DD: jax.Array, stats: dict, divisor: float) 
     return -_axpy(r_q, _dot(xq_l, ck), inv)
 
 
+LIST_MAX_D = 8  # above this width the per-entry formulation's graph (O(d³) ops) compiles too slowly
+
+
+def _bmm(a, b):
+    """Per-prompt (I, K, B) x (K, J, B) -> (I, J, B) as one broadcast-multiply-reduce."""
+    return jnp.sum(a[:, :, None, :] * b[None, :, :, :], axis=1)
+
+
+def _sparse_linear_prediction_arrays(bc_LH2DD: jax.Array, stats: dict, divisor: float):
+    """The algebra of `_sparse_linear_prediction` on (D, D, B) arrays instead of nested lists.
+
+    Its graph has O(1) ops per product instead of O(d³), so it compiles in seconds for any d, but on
+    XLA:CPU it runs ~3x slower at d = 5; used for d > LIST_MAX_D (the d = 20 model of Fig. 5).
+    """
+    num_layers, _, _, d, _ = bc_LH2DD.shape
+    kxx, k0 = stats["kxx"], stats["kxr"]
+    inv = 1.0 / jnp.asarray(divisor, kxx.dtype)
+    eye = jnp.eye(d, dtype=kxx.dtype)[:, :, None]
+
+    def layer(p_mat, q_vec, b_HDD, c_HDD):
+        u = k0 + jnp.sum(kxx * q_vec[None], axis=1)
+        k = jnp.sum(u[:, None] * p_mat, axis=0)
+        ck = jnp.sum(c_HDD, axis=0) @ k
+        if b_HDD is None:
+            return p_mat, q_vec, ck
+        k_l = _bmm(jnp.swapaxes(p_mat, 0, 1), _bmm(kxx, p_mat))
+        w = jnp.einsum("hde,hgf->dgef", c_HDD, b_HDD).reshape(d * d, d * d)
+        m_mat = (w @ k_l.reshape(d * d, -1)).reshape(d, d, -1)
+        pck = jnp.sum(p_mat * ck[None], axis=1)
+        return p_mat + _bmm(p_mat, m_mat) * inv, q_vec + pck * inv, ck
+
+    p_mat = jnp.broadcast_to(eye, (d, d, k0.shape[-1]))
+    q_vec = jnp.zeros_like(k0)
+
+    def body(carry, bc_H2DD):
+        p_new, q_new, _ = layer(*carry, bc_H2DD[:, 0], bc_H2DD[:, 1])
+        return (p_new, q_new), None
+
+    (p_mat, q_vec), _ = lax.scan(body, (p_mat, q_vec), bc_LH2DD[:-1])
+    _, _, ck = layer(p_mat, q_vec, None, bc_LH2DD[-1, :, 1])
+    xq = stats["xq"]
+    xq_l = jnp.sum(xq[:, None] * p_mat, axis=0)
+    r_q = stats["rq"] + jnp.sum(xq * q_vec, axis=0)
+    return -(r_q + jnp.sum(xq_l * ck, axis=0) * inv)
+
+
+_COMPACT = {"on": False}
+
+
+@contextlib.contextmanager
+def compact_graph():
+    """While tracing inside this context, the sparse fast path uses the array formulation whatever d
+    (seconds to compile instead of tens of seconds, ~3x slower to run): for programs that run only a
+    few thousand gradients, such as the gradient-noise measurement."""
+    old = _COMPACT["on"]
+    _COMPACT["on"] = True
+    try:
+        yield
+    finally:
+        _COMPACT["on"] = old
+
+
+def _stats_prediction(bc_LH2DD: jax.Array, stats: dict, divisor: float) -> jax.Array:
+    d = bc_LH2DD.shape[-1]
+    lists = d <= LIST_MAX_D and not _COMPACT["on"]
+    fn = _sparse_linear_prediction if lists else _sparse_linear_prediction_arrays
+    return fn(bc_LH2DD, stats, divisor)
+
+
 def uses_stats(spec: ModelSpec) -> bool:
     """Whether the model reads prompts only through `prompt_stats` (sparse/p0 linear, no embedding)."""
     return spec.attention == "linear" and spec.parameterization != "full" and not spec.embed
@@ -329,14 +399,14 @@ def predict(spec: ModelSpec, params: dict, z_BTE: jax.Array, divisor: float | No
     """ŷ = −z_L[:, n, d] (the query's label slot, negated)."""
     divisor = float(spec.n if divisor is None else divisor)
     if uses_stats(spec):
-        return _sparse_linear_prediction(_masked_bc(spec, params), prompt_stats(z_BTE), divisor)
+        return _stats_prediction(_masked_bc(spec, params), prompt_stats(z_BTE), divisor)
     return -forward(spec, params, z_BTE, divisor)[:, -1, -1]
 
 
 def mse_loss(spec: ModelSpec, params: dict, batch: dict) -> jax.Array:
     """Plain mean squared error over prompts, no ½ factor."""
     if "stats" in batch and uses_stats(spec):
-        pred = _sparse_linear_prediction(_masked_bc(spec, params), batch["stats"], float(spec.n))
+        pred = _stats_prediction(_masked_bc(spec, params), batch["stats"], float(spec.n))
     else:
         pred = predict(spec, params, batch["z"])
     return jnp.mean(jnp.square(pred - batch["y"]))

@@ -36,11 +36,21 @@ def _finish(fig, path: str, caption: str) -> str:
 
 
 def curve_panels(
-    panels: dict, path: str, caption: str, ylabel: str, log: bool = True, xlabel: str = "Iteration"
+    panels: dict,
+    path: str,
+    caption: str,
+    ylabel: str,
+    log: bool = True,
+    xlabel: str = "Iteration",
+    ncols: int | None = None,
 ) -> str:
-    """panels: title -> {name: {"steps", "mean", "lo", "hi", "lr"?}}; one axis per title."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.9), squeeze=False)
-    for ax, (title, curves) in zip(axes[0], panels.items(), strict=True):
+    """panels: title -> {name: {"steps", "mean", "lo", "hi", "lr"?}}; one axis per title, `ncols` per row."""
+    ncols = ncols or len(panels)
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.9 * nrows), squeeze=False)
+    for ax in axes.ravel()[len(panels) :]:
+        ax.set_visible(False)
+    for ax, (title, curves) in zip(axes.ravel(), panels.items(), strict=False):
         for i, (name, c) in enumerate(curves.items()):
             label = LABELS.get(name, name) + (f" (lr {c['lr']:g})" if "lr" in c else "")
             col = _color(name, i)

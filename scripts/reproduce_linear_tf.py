@@ -5,7 +5,11 @@
 
 Writes <figure>*.png, summary.md (captions + tables) and summary.json (all numbers) under --out and
 prints the output paths. `--quick` shrinks steps/seeds/samples (every value is printed in the output).
-Sweeps are shared between figures of one invocation (e.g. condition_number and smoothness).
+Sweeps are shared between figures of one invocation: one sweep per setting (reference lrs, every
+step's parameters kept) serves loss_curves, condition_number, smoothness and l0l1. Compiled programs
+are cached in memory per static shape and on disk in JAX's persistent compilation cache
+(--compile_cache, default ~/.cache/linear_tf_jax; --compile_cache= disables it), so a rerun skips
+most compilation; a cold `--figure=all --quick` run spends about half its time compiling.
 """
 
 from __future__ import annotations
@@ -50,6 +54,11 @@ flags.DEFINE_list(
     "Restrict loss_curves, condition_number and smoothness to these settings (e.g. 1); "
     "default: the protocol's list.",
 )
+flags.DEFINE_string(
+    "compile_cache",
+    os.path.join(os.path.expanduser("~"), ".cache", "linear_tf_jax"),
+    "JAX persistent compilation cache directory (reruns skip compilation); empty to disable.",
+)
 FLAGS = flags.FLAGS
 
 
@@ -66,13 +75,17 @@ class Protocol:
     noise_settings: tuple = ("1", "2", "3", "sphere")
     noise_depths: tuple = (2, 4, 6, 8)
     l0l1_steps: int = 2000
+    l0l1_stride: int = 1  # every step, as the paper
+    ds_stride: int = 10  # per-step DS statistic of D4 at every ds_stride-th step
     ds_steps_settings: tuple = ("1", "2", "3")
     ds_steps: int = 2000
     ds_steps_seeds: tuple = (0, 1, 2, 3, 4, 5)
     depths: tuple = (2, 4, 6, 8)
     depth_steps: int = 10_000
     depth_seeds: tuple = (0, 1, 2, 3, 4, 5)
-    tune_steps: int = 1000
+    tune_steps: int = (
+        1000  # 0: one phase, the whole grid on every seed, best lr by final train loss
+    )
     tune_grid: tuple = tuple(float(x) for x in np.geomspace(1e-3, 0.2, 10))
     softmax_steps: int = 5000
     softmax_seeds: tuple = (0, 1, 2)
@@ -80,11 +93,13 @@ class Protocol:
     large_seeds: tuple = (0, 1, 2)
     large_batch: int = 1000
     large_noise_samples: int = 2000
+    large_grid: tuple | None = None  # None: tune_grid entries <= 0.05
 
 
-# Quick mode: loss_curves, condition_number and smoothness share one 1500-step sweep per setting
-# (identical arguments are memoised). 1500 steps, not 500: with the reference Adam lr 0.005, Setting 2
-# only overtakes SGDM after ~1000 steps.
+# loss_curves, condition_number, smoothness and l0l1 share one sweep per setting (`main_sweep`, every
+# step's parameters recorded), in both protocols. Quick mode: 1500 steps, not 500: with the reference
+# Adam lr 0.005, Setting 2 only overtakes SGDM after ~1000 steps; the lr grids of depth/softmax/large run
+# in one phase (grid x seeds, one compiled program each) instead of a tuning phase plus a run.
 QUICK = Protocol(
     loss_steps=1500,
     loss_seeds=(0, 1),
@@ -96,20 +111,23 @@ QUICK = Protocol(
     noise_settings=("1", "3", "sphere"),
     noise_depths=(2, 8),
     l0l1_steps=1000,
+    l0l1_stride=2,
+    ds_stride=5,
     ds_steps_settings=("3",),
     ds_steps=1500,
     ds_steps_seeds=(0, 1, 2, 3),
     depths=(2, 8),
     depth_steps=500,
     depth_seeds=(0, 1),
-    tune_steps=200,
-    tune_grid=(0.005, 0.01, 0.02, 0.05),
+    tune_steps=0,
+    tune_grid=(0.002, 0.005, 0.01, 0.02, 0.05),
     softmax_steps=500,
     softmax_seeds=(0, 1),
-    large_steps=300,
+    large_steps=100,
     large_seeds=(0,),
     large_batch=200,
     large_noise_samples=200,
+    large_grid=(0.002, 0.01),
 )
 
 SETTING_NAMES = {"1": "Setting 1", "2": "Setting 2", "3": "Setting 3", "sphere": "Sphere"}
@@ -154,12 +172,42 @@ def ref_lrs(setting):
 
 
 def tuned(setting, layers, grid, tune_steps, seeds, steps, opts=("sgdm", "adam"), **kw):
-    """Two phases: the lr grid on seed 0 for tune_steps, then the best lr per optimiser on all seeds."""
+    """Best lr per optimiser on `grid` -> (sweep, {opt: [lr]}, {opt: lr index in the sweep}).
+
+    tune_steps > 0: the grid on seed 0 for tune_steps (final train loss of the last 100 steps), then
+    the best lr on all seeds. tune_steps == 0: the grid on all seeds for `steps` in one sweep, best lr
+    by the seed-averaged final train loss (the paper's "best of the grid")."""
+    if tune_steps == 0:
+        res = get_sweep(setting, steps, seeds, {o: list(grid) for o in opts}, layers=layers, **kw)
+        idx = {o: res.groups[o].best_lr_index(min(100, steps)) for o in opts}
+        return res, {o: [float(res.groups[o].lrs[idx[o]])] for o in opts}, idx
     t = get_sweep(setting, tune_steps, (0,), {o: list(grid) for o in opts}, layers=layers, **kw)
     best = {
         o: [float(t.groups[o].lrs[t.groups[o].best_lr_index(min(100, tune_steps))])] for o in opts
     }
-    return get_sweep(setting, steps, seeds, best, layers=layers, **kw), best
+    res = get_sweep(setting, steps, seeds, best, layers=layers, **kw)
+    return res, best, dict.fromkeys(opts, 0)
+
+
+def main_sweep(setting, p: Protocol):
+    """The one sweep per setting behind D1, D3, D4 and the (L0, L1) scatter (reference lrs, dense)."""
+    return get_sweep(setting, p.loss_steps, p.loss_seeds, ref_lrs(setting), dense=True)
+
+
+def _tune_text(p: Protocol, steps: int, seeds) -> str:
+    if p.tune_steps == 0:
+        return (
+            f"every lr of the grid on seeds {list(seeds)} for {steps} steps, best lr per optimiser by the "
+            "seed-mean minibatch loss of the last 100 steps (curves of that lr)"
+        )
+    return (
+        f"lr picked by the mean minibatch loss of the last 100 of {p.tune_steps} steps (seed 0), "
+        f"then seeds {list(seeds)} for {steps} steps"
+    )
+
+
+def _stride_text(stride: int) -> str:
+    return "" if stride == 1 else f" with t a multiple of {stride} (quick-mode subsample)"
 
 
 def _fmt(x, digits=3):
@@ -191,7 +239,7 @@ def _below_fraction(curves, start=300):
 def fig_loss_curves(p: Protocol, out: str) -> dict:
     panels, rows, nums = {}, [], {}
     for s in p.loss_settings:
-        res = get_sweep(s, p.loss_steps, p.loss_seeds, ref_lrs(s))
+        res = main_sweep(s, p)
         curves = phenomena.loss_curves(res)
         panels[SETTING_NAMES[s]] = curves
         frac = _below_fraction(curves)
@@ -289,7 +337,11 @@ PAPER_RATIO = {
 def _snapshot_metric(p: Protocol, fn, band):
     out = {}
     for s in p.cn_settings:
-        res = get_sweep(s, p.cn_steps, p.cn_seeds, ref_lrs(s))
+        res = (
+            main_sweep(s, p)
+            if (p.cn_steps, p.cn_seeds) == (p.loss_steps, p.loss_seeds)
+            else get_sweep(s, p.cn_steps, p.cn_seeds, ref_lrs(s), dense=True)
+        )
         mspec, dspec = specs(s)
         batch = data.eval_batch(dspec, 1000)
         vals = {
@@ -346,12 +398,32 @@ def fig_condition_number(p: Protocol, out: str) -> dict:
     return {"caption": cap, "pngs": [png], "table": table, "numbers": nums}
 
 
+def _per_step_ds(mspec, batch, group, stride: int, lr_index=0):
+    """(DS_t (n_seed, n_t), t) along the actual update at steps t = 0, stride, ... < T-1 of every seed."""
+    dense = group.at_lr(lr_index)["dense_params"]
+    n_seed = jax.tree_util.tree_leaves(dense)[0].shape[0]
+    outs = [
+        phenomena.per_step_smoothness(
+            mspec,
+            jax.tree_util.tree_map(lambda a, i=i: a[i], dense),
+            batch,
+            stride=stride,
+            grad_norm=False,
+        )
+        for i in range(n_seed)
+    ]
+    return np.stack([o[0] for o in outs]), outs[0][2]
+
+
 def fig_smoothness(p: Protocol, out: str) -> dict:
+    """D4 with two statistics of the same runs (see the caption): the spec's stride-250 checkpoint mean
+    over seeds, and the median over (seed, step) of the per-step DS in 250-step windows, which the
+    verdict uses because rare single-step spikes decide the former."""
     data_ = _snapshot_metric(p, phenomena.directional_smoothness, 4.0)
-    panels, rows, nums = {}, [], {}
+    panels, robust_panels, rows, nums = {}, {}, [], {}
     for s, (res, vals) in data_.items():
         steps = res.snap_steps
-        panels[SETTING_NAMES[s]] = {
+        panels[f"{SETTING_NAMES[s]}: stride 250, mean"] = {
             k: {
                 "steps": steps,
                 "lr": float(res.groups[k].lrs[0]),
@@ -359,9 +431,27 @@ def fig_smoothness(p: Protocol, out: str) -> dict:
             }
             for k, v in vals.items()
         }
+        mspec, dspec = specs(s)
+        batch = model.prepare_batch(mspec, data.eval_batch(dspec, 1000))
+        ds, t_ds = {}, None
+        for k in ("sgdm", "adam"):
+            ds[k], t_ds = _per_step_ds(mspec, batch, res.groups[k], p.ds_stride)
+        win = phenomena.window_summary(ds["sgdm"], ds["adam"], steps=t_ds)
+        later = [w for w in win if w["start"] >= 250]
+        robust_panels[f"{SETTING_NAMES[s]}: per step, window median"] = {
+            k: {
+                "steps": np.array([(w["start"] + w["stop"]) / 2 for w in win]),
+                "lr": float(res.groups[k].lrs[0]),
+                "mean": np.array([w[f"median_{k}"] for w in win]),
+                "lo": np.array([w[f"q25_{k}"] for w in win]),
+                "hi": np.array([w[f"q75_{k}"] for w in win]),
+            }
+            for k in ("sgdm", "adam")
+        }
         m = steps >= 250
         mean_below = float(np.mean(vals["adam"].mean(0)[m] < vals["sgdm"].mean(0)[m]))
         seed_below = float(np.mean(vals["adam"][:, m] < vals["sgdm"][:, m]))
+        win_below = float(np.mean([w["median_adam"] < w["median_sgdm"] for w in later]))
         neg = {k: int((v <= 0).sum()) for k, v in vals.items()}
         nums[s] = {
             "frac_mean_adam_below": mean_below,
@@ -369,20 +459,42 @@ def fig_smoothness(p: Protocol, out: str) -> dict:
             "negative_counts": neg,
             "adam_median": float(np.median(vals["adam"][:, m])),
             "sgdm_median": float(np.median(vals["sgdm"][:, m])),
+            "per_step": {
+                "frac_windows_median_adam_below_t_ge_250": win_below,
+                "frac_steps_adam_below_t_ge_250": float(
+                    np.mean(ds["adam"][:, t_ds >= 250] < ds["sgdm"][:, t_ds >= 250])
+                ),
+                "median_sgdm_t_ge_250": float(np.median(ds["sgdm"][:, t_ds >= 250])),
+                "median_adam_t_ge_250": float(np.median(ds["adam"][:, t_ds >= 250])),
+                "stride": p.ds_stride,
+                "negative_counts": {k: int((v <= 0).sum()) for k, v in ds.items()},
+                "windows": win,
+            },
         }
+        ps = nums[s]["per_step"]
         rows.append(
-            f"| {SETTING_NAMES[s]} | {_fmt(nums[s]['sgdm_median'])} | {_fmt(nums[s]['adam_median'])} | {mean_below:.2f} | {seed_below:.2f} | {neg['sgdm']} / {neg['adam']} |"
+            f"| {SETTING_NAMES[s]} | {_fmt(nums[s]['sgdm_median'])} / {_fmt(nums[s]['adam_median'])} | {mean_below:.2f} | "
+            f"{_fmt(ps['median_sgdm_t_ge_250'])} / {_fmt(ps['median_adam_t_ge_250'])} | {win_below:.2f} | "
+            f"{ps['frac_steps_adam_below_t_ge_250']:.2f} | {neg['sgdm']} / {neg['adam']} |"
         )
     cap = (
-        f"D4 = Fig. 2 (directional smoothness DS_t = u_tᵀ∇²f(θ_t)u_t along the actual update u_t ∝ θ_(t+1)−θ_t, Hessian-vector product on the fixed batch) "
-        f"every 250 steps, mean ± std/4 over seeds {list(p.cn_seeds)}, log axis (non-positive values dropped and counted). L=3, lrs as D3, clip 1. Steps {p.cn_steps}."
+        "D4 = Fig. 2 (directional smoothness DS_t = u_tᵀ∇²f(θ_t)u_t along the actual update u_t ∝ θ_(t+1)−θ_t, Hessian-vector product on the fixed batch), "
+        f"L=3, reference lrs as D3, clip 1, seeds {list(p.cn_seeds)}, {p.cn_steps} steps, log axis. Top row (the spec's aggregation): "
+        "every 250 steps, mean ± std/4 over seeds (non-positive values dropped and counted). Bottom row (used for the verdict): DS at every {p.ds_stride}-th step, "
+        "median over (seed, step) in each 250-step window, band = interquartile range; robust to the rare single-step spikes that decide a mean over 2-6 seeds."
     )
     png = plots.curve_panels(
-        panels, os.path.join(out, "smoothness.png"), cap, "Directional smoothness"
+        {**panels, **robust_panels},
+        os.path.join(out, "smoothness.png"),
+        cap,
+        "Directional smoothness",
+        ncols=len(panels),
     )
     table = [
-        "| Setting | median DS SGDM | median DS Adam | frac. checkpoints mean Adam<SGDM (t≥250) | frac. (seed, t) Adam<SGDM | DS≤0 count SGDM/Adam |",
-        "|---|---|---|---|---|---|",
+        "| Setting | stride 250: median DS SGDM / Adam (t≥250) | stride 250: frac. checkpoints seed-mean Adam<SGDM | "
+        f"per step (stride {p.ds_stride}): median DS SGDM / Adam (t≥250) | per step: frac. 250-step windows median Adam<SGDM (t≥250) | "
+        "per step: frac. (seed, step) Adam<SGDM (t≥250) | stride-250 DS≤0 count SGDM/Adam |",
+        "|---|---|---|---|---|---|---|",
         *rows,
     ]
     return {"caption": cap, "pngs": [png], "table": table, "numbers": nums}
@@ -401,7 +513,10 @@ def fig_smoothness_steps(p: Protocol, out: str) -> dict:
             ds[k] = np.stack(
                 [
                     phenomena.per_step_smoothness(
-                        mspec, jax.tree_util.tree_map(lambda a, i=i: a[i], dense), batch
+                        mspec,
+                        jax.tree_util.tree_map(lambda a, i=i: a[i], dense),
+                        batch,
+                        grad_norm=False,
                     )[0]
                     for i in range(len(p.ds_steps_seeds))
                 ]
@@ -457,11 +572,17 @@ def fig_l0l1(p: Protocol, out: str) -> dict:
     panels, rows, nums = {}, [], {}
     for s in ("1", "2", "3"):
         lr = default_lr(s, "adam")
-        res = get_sweep(s, p.l0l1_steps, (1,), {"adam": [lr]}, dense=True)
         mspec, dspec = specs(s)
-        dense = {k: v for k, v in res.groups["adam"].at_lr(0).items()}["dense_params"]
-        dense = {"attn": {"bc": dense["attn"]["bc"][0]}}
-        sc = phenomena.l0l1_scatter(mspec, dense, data.eval_batch(dspec, 1000))
+        if s in p.loss_settings and 1 in p.loss_seeds and p.loss_steps >= p.l0l1_steps:
+            res = main_sweep(s, p)  # the same Adam run (seed 1) as D1/D3/D4, first l0l1_steps steps
+            seed_i = list(p.loss_seeds).index(1)
+        else:
+            res, seed_i = get_sweep(s, p.l0l1_steps, (1,), {"adam": [lr]}, dense=True), 0
+        dense = res.groups["adam"].at_lr(0)["dense_params"]
+        dense = jax.tree_util.tree_map(lambda a, i=seed_i: a[i, : p.l0l1_steps], dense)
+        sc = phenomena.l0l1_scatter(
+            mspec, dense, data.eval_batch(dspec, 1000), stride=p.l0l1_stride
+        )
         panels[SETTING_NAMES[s]] = sc
         nums[s] = {k: sc[k] for k in ("slope", "pearson_r", "num_negative", "num_points")} | {
             "lr": lr
@@ -470,7 +591,7 @@ def fig_l0l1(p: Protocol, out: str) -> dict:
             f"| {SETTING_NAMES[s]} | {lr:g} | {sc['slope']:.2f} | {sc['pearson_r']:.2f} | {sc['num_points']} | {sc['num_negative']} |"
         )
     cap = (
-        f"Fig. 6 right panels ((L0,L1)-smoothness): one Adam run per setting (seed 1, reference lr, clip 1, L=3), every step t < {p.l0l1_steps}: "
+        f"Fig. 6 right panels ((L0,L1)-smoothness): one Adam run per setting (seed 1, reference lr, clip 1, L=3), every {'' if p.l0l1_stride == 1 else f'{p.l0l1_stride}nd/th '}step t < {p.l0l1_steps}: "
         f"x = ln‖∇f(θ_t)‖ (unclipped, fixed batch), y = ln DS_t; colour = iteration; red dashed = OLS fit; negative DS dropped."
     )
     png = plots.scatter_panels(panels, os.path.join(out, "l0l1.png"), cap)
@@ -485,13 +606,15 @@ def fig_l0l1(p: Protocol, out: str) -> dict:
 def fig_depth(p: Protocol, out: str) -> dict:
     loss_panels, cn_panels, rows, nums = {}, {}, [], {}
     for L in p.depths:
-        res, best = tuned("1", L, p.tune_grid, p.tune_steps, p.depth_seeds, p.depth_steps)
+        res, best, idx = tuned("1", L, p.tune_grid, p.tune_steps, p.depth_seeds, p.depth_steps)
         curves = phenomena.loss_curves(res)
         loss_panels[f"L={L}"] = curves
         mspec, dspec = specs("1", L)
         batch = data.eval_batch(dspec, 1000)
         r = {
-            k: phenomena.group_metric(phenomena.condition_numbers, mspec, res.groups[k], 0, batch)
+            k: phenomena.group_metric(
+                phenomena.condition_numbers, mspec, res.groups[k], idx[k], batch
+            )
             for k in ("sgdm", "adam")
         }
         cn_panels[f"L={L}"] = {
@@ -514,8 +637,8 @@ def fig_depth(p: Protocol, out: str) -> dict:
         )
     grid = ", ".join(f"{x:.3g}" for x in p.tune_grid)
     cap = (
-        f"Fig. 8 (depth, Setting 1, d=5, n=20, B=1000, clip 1): lr tuned per (L, optimiser) on the grid [{grid}] by the mean minibatch loss of the last 100 of {p.tune_steps} steps (seed 0), "
-        f"then seeds {list(p.depth_seeds)} for {p.depth_steps} steps. Row 1: fixed-batch loss, mean ± std/4; row 3: R_med, mean ± std/2 (noise row: grad_noise_depth.png)."
+        f"Fig. 8 (depth, Setting 1, d=5, n=20, B=1000, clip 1): lr tuned per (L, optimiser) on the grid [{grid}]: "
+        f"{_tune_text(p, p.depth_steps, p.depth_seeds)}. Row 1: fixed-batch loss, mean ± std/4; row 3: R_med, mean ± std/2 (noise row: grad_noise_depth.png)."
     )
     png1 = plots.curve_panels(
         loss_panels, os.path.join(out, "depth_loss.png"), cap, "Loss (fixed batch)"
@@ -535,7 +658,7 @@ def fig_softmax(p: Protocol, out: str) -> dict:
     grid = p.tune_grid
     curves, rows, nums = {}, [], {}
     for att in ("linear", "softmax"):
-        res, best = tuned(
+        res, best, _ = tuned(
             "1",
             3,
             grid,
@@ -557,8 +680,8 @@ def fig_softmax(p: Protocol, out: str) -> dict:
         rows.append(f"| {att} | {best['adam'][0]:.3g} | {_fmt(c['final_mean'])} |")
     grid_s = ", ".join(f"{x:.3g}" for x in grid)
     cap = (
-        f"Fig. 4 (linear vs softmax attention): Setting 1, L=3, Adam, lr tuned per attention type on [{grid_s}] ({p.tune_steps} steps, seed 0), "
-        f"seeds {list(p.softmax_seeds)} for {p.softmax_steps} steps, clip 1; softmax = the reference-compatible variant (softmax over all n+1 keys, "
+        f"Fig. 4 (linear vs softmax attention): Setting 1, L=3, Adam, lr tuned per attention type on [{grid_s}]: "
+        f"{_tune_text(p, p.softmax_steps, p.softmax_seeds)}, clip 1; softmax = the reference-compatible variant (softmax over all n+1 keys, "
         f"then the key mask and 1/n). Fixed-batch loss, mean ± std/4, log axis."
     )
     png = plots.curve_panels(
@@ -569,8 +692,8 @@ def fig_softmax(p: Protocol, out: str) -> dict:
 
 
 def fig_large(p: Protocol, out: str) -> dict:
-    grid = tuple(x for x in p.tune_grid if x <= 0.05)
-    res, best = tuned(
+    grid = p.large_grid or tuple(x for x in p.tune_grid if x <= 0.05)
+    res, best, _ = tuned(
         "1", 8, grid, p.tune_steps, p.large_seeds, p.large_steps, d=20, n=60, batch=p.large_batch
     )
     curves = phenomena.loss_curves(res)
@@ -587,8 +710,8 @@ def fig_large(p: Protocol, out: str) -> dict:
     summ = phenomena.noise_summary(noise)
     grid_s = ", ".join(f"{x:.3g}" for x in grid)
     cap = (
-        f"Fig. 5 (large model L=8, d=20, n=60, Gaussian data, B={p.large_batch}, clip 1): lr tuned on [{grid_s}] ({p.tune_steps} steps, seed 0); "
-        f"seeds {list(p.large_seeds)} for {p.large_steps} steps; left: fixed-batch loss (mean ± std/4, log); right: gradient-noise histogram at init "
+        f"Fig. 5 (large model L=8, d=20, n=60, Gaussian data, B={p.large_batch}, clip 1): lr tuned on [{grid_s}]: "
+        f"{_tune_text(p, p.large_steps, p.large_seeds)}; left: fixed-batch loss (mean ± std/4, log); right: gradient-noise histogram at init "
         f"({p.large_noise_samples} minibatches)."
     )
     png1 = plots.curve_panels(
@@ -621,6 +744,9 @@ def _jsonable(x):
 
 def main(argv):
     del argv
+    if FLAGS.compile_cache:
+        jax.config.update("jax_compilation_cache_dir", FLAGS.compile_cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     p = QUICK if FLAGS.quick else Protocol()
     if FLAGS.settings:
         bad = [x for x in FLAGS.settings if x not in SETTING_NAMES]

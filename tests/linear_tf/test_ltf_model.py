@@ -35,6 +35,11 @@ def test_sparse_fast_path_equals_generic_forward(batch):
     fast = model.predict(spec, p, batch["z"])
     generic = -model.forward(spec, p, batch["z"])[:, -1, -1]
     chex.assert_trees_all_close(fast, generic, rtol=2e-4, atol=1e-5)
+    # The array formulation used for wide models (d > LIST_MAX_D) computes the same prediction.
+    arrays = model._sparse_linear_prediction_arrays(
+        p["attn"]["bc"], model.prompt_stats(batch["z"]), float(spec.n)
+    )
+    chex.assert_trees_all_close(arrays, generic, rtol=2e-4, atol=1e-5)
 
 
 def test_sparse_equals_full_restricted_to_pattern(batch):

@@ -152,9 +152,16 @@ def test_hessian_diag_and_directional_smoothness_against_finite_differences():
             assert float(diag[i]) == pytest.approx(float(fd), rel=1e-5, abs=1e-9)
         assert np.all(np.asarray(diag[18:27]) == 0.0)  # dead B_{L-1} block (layer 1, index 0)
         assert np.all(np.asarray(diag[27:]) != 0.0)
+        # R_med through the production path (second derivatives along basis vectors, forward mode).
+        r = phenomena.condition_numbers(
+            spec, jax.tree_util.tree_map(lambda a: a[None, None], p), batch
+        )
+        assert float(r[0, 0]) == pytest.approx(
+            float(phenomena.robust_condition_number(diag)), rel=1e-6
+        )
         delta = jax.random.normal(jax.random.key(2), (n,), jnp.float64)
         ds_fn = phenomena.directional_smoothness_flat(spec, p, batch)
-        got, _ = ds_fn(flat, delta)
+        got = ds_fn(flat, delta)
         u = delta / jnp.linalg.norm(delta)
         f = lambda s: model.mse_loss(
             spec, {"attn": {"bc": (flat + s * u).reshape(2, 1, 2, 3, 3)}}, batch
