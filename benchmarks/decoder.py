@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks.host_alloc import page_faults
 from benchmarks.machine import device_peak_memory, host_memory
 from simplified_tf.params import count_params, model_fns
 from simplified_tf.tasks import weighted_cross_entropy
@@ -233,6 +234,7 @@ class DecoderBench:
         self.tokens_per_step = self.batch_size * int(config.model.seq_len)
         self.times: list[float] = []
         self.losses: list[float] = []
+        self.faults = 0  # minor page faults of this process during the timed steps
         self._mem0 = mem0
         self.host_rss_delta = 0
 
@@ -250,7 +252,9 @@ class DecoderBench:
         self.host_rss_delta = host_memory()["rss"] - self._mem0["rss"]
 
     def run(self, n: int) -> None:
+        f0 = page_faults()
         self.times += [self.step() for _ in range(n)]
+        self.faults += page_faults() - f0
 
     def result(self) -> dict:
         """Per-config numbers; FLOPs/s and MFU are filled in by `summarise` (they need the peak)."""
@@ -280,6 +284,7 @@ class DecoderBench:
                 host_rss_delta_bytes=int(self.host_rss_delta),
                 device_peak_bytes=device_peak_memory(),
             ),
+            page_faults_per_step=self.faults / len(self.times) if self.times else math.nan,
             loss_first=self.losses[0] if self.losses else math.nan,
             loss_last=self.losses[-1] if self.losses else math.nan,
         )

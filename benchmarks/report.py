@@ -103,8 +103,9 @@ def _mb(x) -> str:
 def _decoder_table(size: str, sec: dict) -> list[str]:
     lines = [
         "| block | params | params / pre_ln | step ms (median) | tokens/s | tokens/s / pre_ln "
-        "| GFLOP/step analytic (XLA) | GFLOP/s | MFU | compile s | XLA temp MB | RSS Δ MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| GFLOP/step analytic (XLA) | GFLOP/s | MFU | compile s | XLA temp MB | RSS Δ MB "
+        "| page faults / step |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in sec["configs"].items():
         if name == "hf_gpt2_torch":
@@ -119,7 +120,8 @@ def _decoder_table(size: str, sec: dict) -> list[str]:
             f"| {_f(r.get('model_flops_per_sec', 0) / 1e9, '{:.1f}')} "
             f"| {_f(100 * r.get('mfu', math.nan), '{:.0f}%')} | {r['compile_time_s']:.1f} "
             f"| {_mb(mem.get('xla', {}).get('temp_size_in_bytes'))} "
-            f"| {_mb(mem.get('host_rss_delta_bytes'))} |"
+            f"| {_mb(mem.get('host_rss_delta_bytes'))} "
+            f"| {_f(r.get('page_faults_per_step'), '{:,.0f}')} |"
         )
     return lines
 
@@ -157,7 +159,8 @@ def render(results: dict) -> str:
         "layers (a `while` body is counted once). MFU is against the median of a 2048×2048 float32 "
         "`jnp.dot` timed between the rounds.",
         "- Memory: `XLA temp` is the compiled step's temporary buffers (memory_analysis); `RSS Δ` is "
-        "the host resident-set growth while building and warming up that config (CPU).",
+        "the host resident-set growth while building and warming up that config (CPU); page faults "
+        "are the process's minor faults per timed step.",
         _malloc_line(results.get("malloc")),
         "",
     ]

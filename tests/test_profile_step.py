@@ -90,7 +90,7 @@ def test_report_renders_bounds_from_a_profile_dict():
         sizes={
             "small": dict(
                 jax={"pre_ln": run(0.6, 0.4, 60e9), "sas_p": run(0.54, 0.4, 54e9)},
-                peer=None,
+                peer=dict(run(0.3, 0.2, 60e9), rounds=1),
                 gemm=[
                     dict(
                         label="g",
@@ -109,3 +109,5 @@ def test_report_renders_bounds_from_a_profile_dict():
     # pre_ln 1.0 s; sas_p's matmuls shrink to 0.9 x 0.6 = 0.54 -> (0.6 + 0.4) / (0.54 + 0.4)
     assert f"{1.0 / 0.94:.3f}x" in md
     assert "MFU" in md and "## size=small" in md
+    # torch matmuls 0.3 s + our other ops 0.4 s vs torch's 0.5 s step
+    assert f"{0.5 / 0.7:.2f}x" in md and "HF GPT-2 (torch)" in md
