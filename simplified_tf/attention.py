@@ -197,10 +197,12 @@ class Attention(nnx.Module):
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
 
     # -- projections
-    def _qkv(self, x_BTD):
+    def _qkv(self, x_BTD, qk=None):
+        """q, k, v (B, T, H, K); `qk` = x W_qk when the caller already computed it (bias not added)."""
         B, T, D = x_BTD.shape
         H, dt = self.num_heads, x_BTD.dtype
-        qk = x_BTD @ self.w_qk[...].astype(dt)
+        if qk is None:
+            qk = x_BTD @ self.w_qk[...].astype(dt)
         if self.b_qk is not None:
             qk = qk + self.b_qk[...].astype(dt)
         q, k = jnp.split(qk, 2, axis=-1)
@@ -213,9 +215,15 @@ class Attention(nnx.Module):
         o = o_BTHK.reshape(B, T, -1)
         return o if self.proj is None else self.proj(o)
 
-    def __call__(self, x_BTD, *, causal: bool, valid_BT=None, return_probs: bool = False):
-        """Returns (out_BTD, probs_BHTT or None). Padded query rows give 0."""
-        q, k, v = self._qkv(x_BTD)
+    def __call__(
+        self, x_BTD, *, causal: bool, valid_BT=None, return_probs: bool = False, qk_BTE=None
+    ):
+        """Returns (out_BTD, probs_BHTT or None). Padded query rows give 0.
+
+        `qk_BTE` (E = 2d): x W_qk computed by the caller (the parallel block fuses it with the MLP's
+        input matmul); None computes it here.
+        """
+        q, k, v = self._qkv(x_BTD, qk_BTE)
         gains = dict(alpha=self.alpha, beta=self.beta, gamma=self.gamma)
         if not self.shaped:
             if causal and valid_BT is None:

@@ -176,7 +176,10 @@ class MLP(nnx.Module):
         self.w_2 = nnx.Param(normal(rngs, (hidden, width), std))
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        h = x @ self.w_1[...].astype(x.dtype)
+        return self.from_hidden(x @ self.w_1[...].astype(x.dtype))
+
+    def from_hidden(self, h: jax.Array) -> jax.Array:
+        """act(h) W_2 for a precomputed h = x W_1 (the parallel block fuses x W_1 with x W_qk)."""
         if self.activation == "relu":
             h = jnp.where(h >= 0, h, self.relu_slope * h)
         elif self.activation == "gelu":
@@ -184,7 +187,7 @@ class MLP(nnx.Module):
         else:
             h_a, h_g = jnp.split(h, 2, axis=-1)
             h = h_a * jax.nn.gelu(h_g)
-        return h @ self.w_2[...].astype(x.dtype)
+        return h @ self.w_2[...].astype(h.dtype)
 
 
 def dropout(x: jax.Array, rate: float, rng: jax.Array | None) -> jax.Array:
