@@ -26,10 +26,19 @@ from simplified_tf.attention import Attention
 # Parallel blocks compute h W_qk and h W_1 as one matmul in the full-sequence forward (see
 # `Block._forward`) when a step has at least FUSE_MIN_TOKENS_PER_WIDTH x d tokens. A module switch,
 # not a config key: it changes speed, not the model. The concatenated weight (and splitting its
-# gradient) costs a copy per step, the wider GEMM saves time per token. Measured on a 2-core CPU
-# (paired rounds, benchmarks/): sas_p step -9% at 512 tokens x d=256, +7% at 256 tokens x d=512.
+# gradient) costs a copy per step, the wider GEMM saves time per token. A/B on a 2-core CPU (paired
+# rounds, noise ~5%; before the concatenation was rematerialised): sas_p step time -9% at 512
+# tokens x d=256, +7% at 256 tokens x d=512.
 FUSE_PARALLEL_INPUTS = True
 FUSE_MIN_TOKENS_PER_WIDTH = 2
+
+
+@jax.checkpoint
+def _fused_matmul(h, w_a, w_b):
+    """h [w_a | w_b]. Rematerialised, so autodiff (inside a scan over layers) keeps h, w_a and w_b
+    as residuals, not a stacked copy of the concatenated weight; the backward pass redoes the
+    concatenation and the product, which is cheaper than zero-filling and writing that copy."""
+    return h @ jnp.concatenate([w_a, w_b], axis=1).astype(h.dtype)
 
 
 class Block(nnx.Module):
@@ -87,8 +96,9 @@ class Block(nnx.Module):
             tokens = h.size // h.shape[-1]
             if fuse_inputs and tokens >= FUSE_MIN_TOKENS_PER_WIDTH * h.shape[-1]:
                 w_qk = self.attn.w_qk[...]
-                w = jnp.concatenate([w_qk, self.mlp.w_1[...]], axis=1).astype(h.dtype)
-                qk, hidden = jnp.split(h @ w, [w_qk.shape[1]], axis=-1)
+                qk, hidden = jnp.split(
+                    _fused_matmul(h, w_qk, self.mlp.w_1[...]), [w_qk.shape[1]], axis=-1
+                )
             a, extra = attn_branch(h, qk)
             out = a + mlp_branch(h, hidden)
             return (x + out if self.attn_skip else out), extra
