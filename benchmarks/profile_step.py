@@ -139,6 +139,10 @@ def _torch_category(name: str) -> str:
         return "loss"
     if "_foreach" in low or "optimizer" in low or "adam" in low or "clip" in low:
         return "optimizer"
+    # AdamW (per-tensor loop) and clipping: in-place updates, sqrt of v, the gradient norms
+    inplace = name.endswith("_") and not any(m in low for m in ("copy_", "fill_", "zero_"))
+    if inplace or low in ("aten::sqrt", "aten::linalg_vector_norm", "aten::stack", "aten::norm"):
+        return "optimizer"
     if "relu" in low or "threshold" in low:
         return "mlp activation"
     moves = ("copy_", "clone", "contiguous", "cat", "split", "slice", "view", "transpose",
