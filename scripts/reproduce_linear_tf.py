@@ -478,9 +478,9 @@ def fig_smoothness(p: Protocol, out: str) -> dict:
             f"{ps['frac_steps_adam_below_t_ge_250']:.2f} | {neg['sgdm']} / {neg['adam']} |"
         )
     cap = (
-        "D4 = Fig. 2 (directional smoothness DS_t = u_tᵀ∇²f(θ_t)u_t along the actual update u_t ∝ θ_(t+1)−θ_t, Hessian-vector product on the fixed batch), "
+        "D4 = Fig. 2 (directional smoothness DS_t = u_tᵀ∇²f(θ_t)u_t along the actual update u_t ∝ θ_(t+1)−θ_t, second derivative of f(θ_t + s·u_t) at s=0 by forward-mode autodiff on the fixed batch), "
         f"L=3, reference lrs as D3, clip 1, seeds {list(p.cn_seeds)}, {p.cn_steps} steps, log axis. Top row (the spec's aggregation): "
-        "every 250 steps, mean ± std/4 over seeds (non-positive values dropped and counted). Bottom row (used for the verdict): DS at every {p.ds_stride}-th step, "
+        f"every 250 steps, mean ± std/4 over seeds (non-positive values dropped and counted). Bottom row (used for the verdict): DS at every {p.ds_stride}-th step, "
         "median over (seed, step) in each 250-step window, band = interquartile range; robust to the rare single-step spikes that decide a mean over 2-6 seeds."
     )
     png = plots.curve_panels(
