@@ -28,10 +28,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.host_alloc import page_faults
 from benchmarks.machine import device_peak_memory, host_memory
 from simplified_tf.params import count_params, model_fns
 from simplified_tf.tasks import weighted_cross_entropy
+from trainloop.host_alloc import page_faults
 from trainloop.mesh import make_mesh
 from trainloop.optim import make_optimizer
 from trainloop.task import Task

@@ -170,7 +170,7 @@ def render(prof: dict, bench: dict | None) -> str:
         f"- Load average before {prof['load_average_before']}, after {prof['load_average_after']}",
         f"- Host allocator: `--malloc={prof['malloc']}` "
         + (
-            "(glibc keeps freed memory mapped: benchmarks/host_alloc.py, as in `make bench`)"
+            "(glibc keeps freed memory mapped: trainloop/host_alloc.py, as in `make bench`)"
             if prof["malloc"] == "keep"
             else "(glibc defaults: XLA's temp buffer is mmapped and page-faulted every step)"
         ),

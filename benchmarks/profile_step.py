@@ -17,7 +17,7 @@ Writes benchmarks/profile.json and benchmarks/PROFILE.md (regenerated; do not ed
    cores on both sides.
 4. The bounds: for each throughput target of RESULTS.md, what limits it, from 1-3 and results.json.
 
-`--malloc=keep` (default, as in `make bench`) applies benchmarks/host_alloc.py before jax starts:
+`--malloc=keep` (default, as in `make bench`) applies trainloop/host_alloc.py before jax starts:
 glibc keeps freed memory mapped, so XLA's per-step temporary buffer is not page-faulted in again on
 every step. `--malloc=default` shows the cost of not doing so (the page-fault column).
 """
@@ -36,7 +36,7 @@ _REPO = os.path.dirname(_HERE)
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 sys.path.insert(0, _REPO)
 
-from benchmarks import host_alloc  # noqa: E402  (no jax import: must run before jax starts)
+from trainloop import host_alloc  # noqa: E402  (no jax import: must run before jax starts)
 
 BATCH = {"small": 4, "medium": 1}  # as in `make bench` (benchmarks/run.py MODES["full"])
 TORCH_MATMUL = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addbmm")

@@ -285,7 +285,7 @@ def _malloc_line(malloc: dict | None) -> str:
     if malloc.get("applied"):
         return (
             "- Host allocator: glibc keeps freed memory mapped (one arena, no mmap, no trimming; "
-            "benchmarks/host_alloc.py), process-wide, the PyTorch peer included; without it XLA's "
+            "trainloop/host_alloc.py), process-wide, the PyTorch peer included; without it XLA's "
             "per-step temporary buffer is mmapped and page-faulted in anew every step "
             "(`--malloc=default`)."
         )

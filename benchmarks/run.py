@@ -20,7 +20,7 @@ Sections:
   compile  compile time of the scanned deep config: 72 vs 18 layers (abstract shapes only),
            alternating, fastest of each kept.
 
-Host allocator: by default glibc is told (benchmarks/host_alloc.py) to keep freed memory mapped, so
+Host allocator: by default glibc is told (trainloop/host_alloc.py) to keep freed memory mapped, so
 XLA's temporary buffer of each step is not mmapped and page-faulted in anew every step; it applies
 to the whole process, PyTorch peers included. Where the time goes and what bounds each target:
 benchmarks/profile_step.py (writes PROFILE.md).
@@ -43,11 +43,11 @@ _REPO = os.path.dirname(_HERE)
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 sys.path.insert(0, _REPO)
 
-from benchmarks import host_alloc  # noqa: E402  (imports no jax)
+from trainloop import host_alloc  # noqa: E402  (imports no jax)
 
 # Before jax starts its threads (glibc fixes the arena limit at the second arena): keep freed host
 # memory mapped so XLA's per-step temporary buffer is not page-faulted in again every step
-# (benchmarks/host_alloc.py). `--malloc=default` keeps glibc's defaults.
+# (trainloop/host_alloc.py). `--malloc=default` keeps glibc's defaults.
 if "--malloc=default" not in sys.argv[1:]:
     host_alloc.keep_host_memory()
 
@@ -66,7 +66,7 @@ MODES = {
         rounds=7,
         steps_per_round=3,
         peer_steps_per_round=1,
-        warmup=1,
+        warmup=3,  # 1 left the first block's heap unsettled (page faults in its first rounds)
         linear_jax_steps=750,
         linear_torch_steps=100,
         compile_batch=8,

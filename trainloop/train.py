@@ -108,6 +108,7 @@ _SUMMED = ("weight", "num_tokens")
 def make_train_step(task: Task, tx, schedule, config, mesh, step_key, data_key):
     """The pure train step `(state, batch) -> (state, metrics)`; jitted by the caller."""
     accum = int(config.grad_accum_steps)
+    log_every, num_steps = max(int(config.log_every), 1), int(config.num_steps)
     batch_sharding = mesh_lib.batch_sharding(mesh)
 
     def grads_of(params, batch, rng):
@@ -160,12 +161,20 @@ def make_train_step(task: Task, tx, schedule, config, mesh, step_key, data_key):
         nonfinite = jnp.where(
             first_bad | (bad == 0), state["nonfinite"], jnp.stack([step, bad]).astype(jnp.int32)
         )
+        # The loop reads metrics on log steps only; the two extra passes over the parameters are
+        # skipped on the others (NaN there), ~3% of a CPU decoder step.
+        log_now = ((step + 1) % log_every == 0) | (step + 1 == num_steps)
+        param_norm, update_norm = jax.lax.cond(
+            log_now,
+            lambda: (global_norm(new_params), global_norm(updates)),
+            lambda: (jnp.float32(jnp.nan), jnp.float32(jnp.nan)),
+        )
         metrics = {f"train/{k}": v for k, v in aux.items()}
         metrics |= {
             "train/loss": loss,
             "train/grad_norm": grad_norm,
-            "train/param_norm": global_norm(new_params),
-            "train/update_norm": global_norm(updates),
+            "train/param_norm": param_norm,
+            "train/update_norm": update_norm,
             "train/lr": schedule(step),
         }
         new_state = {

@@ -156,3 +156,18 @@ def test_unwritable_workdir(tmp_path):
     with pytest.raises(ConfigError, match="not writable"):
         _run(blocker / "sub")
     assert blocker.read_text() == "keep me"
+
+
+def test_logged_norms_are_the_norms_of_that_step(tmp_path):
+    """param/update norms are only computed on log steps: check they are there and right."""
+    n = 5  # log_every=2 logs steps 2, 4 and the last step 5 (not a multiple of 2)
+    full = _run(tmp_path / "a", devices=1, num_steps=n, checkpoint_every=0, eval_every=0)
+    prev = _run(tmp_path / "b", devices=1, num_steps=n - 1, checkpoint_every=0, eval_every=0)
+    logged = [e for e in read_metrics(f"{tmp_path}/a/metrics.jsonl") if "train/loss" in e]
+    assert [e["step"] for e in logged] == [2, 4, 5]
+    last = logged[-1]
+    norm = lambda t: float(np.sqrt(sum(np.sum(np.square(x)) for x in jax.tree.leaves(t))))
+    delta = jax.tree.map(lambda a, b: a - b, _params(full), _params(prev))
+    np.testing.assert_allclose(last["train/param_norm"], norm(_params(full)), rtol=1e-5)
+    np.testing.assert_allclose(last["train/update_norm"], norm(delta), rtol=1e-4)
+    assert all(np.isfinite(e["train/param_norm"]) for e in logged)

@@ -45,3 +45,31 @@ def applied() -> bool:
 def page_faults() -> int:
     """Minor page faults of this process so far (getrusage)."""
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
+
+
+FLAG = "host_malloc"
+
+
+def apply_from_argv(argv: list[str]) -> bool:
+    """Applies `keep_host_memory` unless argv asks for `--host_malloc=default` (either flag form).
+
+    Scripts call this at import time, before flag parsing and before jax creates any thread.
+    """
+    args = list(argv[1:])
+    wants_default = f"--{FLAG}=default" in args or any(
+        a == f"--{FLAG}" and b == "default" for a, b in zip(args, args[1:], strict=False)
+    )
+    return False if wants_default else keep_host_memory()
+
+
+def define_flag():
+    """The absl flag documenting the switch (its value was already acted on by apply_from_argv)."""
+    from absl import flags
+
+    return flags.DEFINE_enum(
+        FLAG,
+        "keep",
+        ["keep", "default"],
+        "Host allocator: 'keep' makes glibc keep freed memory mapped (faster CPU steps, resident "
+        "memory stays at its peak); 'default' leaves glibc's settings.",
+    )
