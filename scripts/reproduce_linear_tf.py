@@ -94,6 +94,7 @@ class Protocol:
     large_batch: int = 1000
     large_noise_samples: int = 2000
     large_grid: tuple | None = None  # None: tune_grid entries <= 0.05
+    depth_grid: tuple | None = None  # None: tune_grid
 
 
 # loss_curves, condition_number, smoothness and l0l1 share one sweep per setting (`main_sweep`, every
@@ -121,6 +122,8 @@ QUICK = Protocol(
     depth_seeds=(0, 1),
     tune_steps=0,
     tune_grid=(0.002, 0.005, 0.01, 0.02, 0.05),
+    # Adam at L=8 diverges at every lr >= 0.002 within 500 steps (rare gradient spikes): go lower.
+    depth_grid=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05),
     softmax_steps=500,
     softmax_seeds=(0, 1),
     large_steps=100,
@@ -605,8 +608,9 @@ def fig_l0l1(p: Protocol, out: str) -> dict:
 
 def fig_depth(p: Protocol, out: str) -> dict:
     loss_panels, cn_panels, rows, nums = {}, {}, [], {}
+    depth_grid = p.depth_grid or p.tune_grid
     for L in p.depths:
-        res, best, idx = tuned("1", L, p.tune_grid, p.tune_steps, p.depth_seeds, p.depth_steps)
+        res, best, idx = tuned("1", L, depth_grid, p.tune_steps, p.depth_seeds, p.depth_steps)
         curves = phenomena.loss_curves(res)
         loss_panels[f"L={L}"] = curves
         mspec, dspec = specs("1", L)
@@ -635,7 +639,7 @@ def fig_depth(p: Protocol, out: str) -> dict:
             f"| {L} | {best['sgdm'][0]:.3g} / {best['adam'][0]:.3g} | {_fmt(g['final_mean'])} | {_fmt(a['final_mean'])} | "
             f"{_fmt(g['final_mean'] / a['final_mean'])} | {nums[L]['frac_below']:.2f} | {ratio.mean():.2f} @ {res.snap_steps[-1]} |"
         )
-    grid = ", ".join(f"{x:.3g}" for x in p.tune_grid)
+    grid = ", ".join(f"{x:.3g}" for x in depth_grid)
     cap = (
         f"Fig. 8 (depth, Setting 1, d=5, n=20, B=1000, clip 1): lr tuned per (L, optimiser) on the grid [{grid}]: "
         f"{_tune_text(p, p.depth_steps, p.depth_seeds)}. Row 1: fixed-batch loss, mean ± std/4; row 3: R_med, mean ± std/2 (noise row: grad_noise_depth.png)."
