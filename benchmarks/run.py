@@ -48,8 +48,7 @@ from trainloop import host_alloc  # noqa: E402  (imports no jax)
 # Before jax starts its threads (glibc fixes the arena limit at the second arena): keep freed host
 # memory mapped so XLA's per-step temporary buffer is not page-faulted in again every step
 # (trainloop/host_alloc.py). `--malloc=default` keeps glibc's defaults.
-if "--malloc=default" not in sys.argv[1:]:
-    host_alloc.keep_host_memory()
+host_alloc.apply_from_argv(sys.argv, flag="malloc")
 
 from benchmarks import machine, report, torch_peers  # noqa: E402
 from benchmarks.decoder import DecoderBench, compile_only  # noqa: E402

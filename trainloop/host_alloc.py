@@ -1,4 +1,4 @@
-"""Host allocator setting for the benchmarks: keep freed memory mapped (see `keep_host_memory`).
+"""Host allocator setting for training scripts and benchmarks: keep freed memory mapped.
 
 Imports nothing from jax on purpose: it must run before jax starts its worker threads, because glibc
 fixes the arena limit when the second arena is created.
@@ -50,14 +50,14 @@ def page_faults() -> int:
 FLAG = "host_malloc"
 
 
-def apply_from_argv(argv: list[str]) -> bool:
-    """Applies `keep_host_memory` unless argv asks for `--host_malloc=default` (either flag form).
+def apply_from_argv(argv: list[str], flag: str = FLAG) -> bool:
+    """Applies `keep_host_memory` unless argv asks for `--<flag>=default` (either flag form).
 
     Scripts call this at import time, before flag parsing and before jax creates any thread.
     """
     args = list(argv[1:])
-    wants_default = f"--{FLAG}=default" in args or any(
-        a == f"--{FLAG}" and b == "default" for a, b in zip(args, args[1:], strict=False)
+    wants_default = f"--{flag}=default" in args or any(
+        a == f"--{flag}" and b == "default" for a, b in zip(args, args[1:], strict=False)
     )
     return False if wants_default else keep_host_memory()
 

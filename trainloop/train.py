@@ -105,10 +105,15 @@ def make_init_state(task: Task, tx):
 _SUMMED = ("weight", "num_tokens")
 
 
+def is_log_step(steps_done, log_every: int, num_steps: int):
+    """Whether train metrics are read after `steps_done` steps (Python ints or traced arrays)."""
+    return (steps_done % log_every == 0) | (steps_done == num_steps)
+
+
 def make_train_step(task: Task, tx, schedule, config, mesh, step_key, data_key):
     """The pure train step `(state, batch) -> (state, metrics)`; jitted by the caller."""
     accum = int(config.grad_accum_steps)
-    log_every, num_steps = max(int(config.log_every), 1), int(config.num_steps)
+    log_every, num_steps = int(config.log_every), int(config.num_steps)
     batch_sharding = mesh_lib.batch_sharding(mesh)
 
     def grads_of(params, batch, rng):
@@ -162,10 +167,9 @@ def make_train_step(task: Task, tx, schedule, config, mesh, step_key, data_key):
             first_bad | (bad == 0), state["nonfinite"], jnp.stack([step, bad]).astype(jnp.int32)
         )
         # The loop reads metrics on log steps only; the two extra passes over the parameters are
-        # skipped on the others (NaN there), ~3% of a CPU decoder step.
-        log_now = ((step + 1) % log_every == 0) | (step + 1 == num_steps)
+        # skipped on the others (NaN there).
         param_norm, update_norm = jax.lax.cond(
-            log_now,
+            is_log_step(step + 1, log_every, num_steps),
             lambda: (global_norm(new_params), global_norm(updates)),
             lambda: (jnp.float32(jnp.nan), jnp.float32(jnp.nan)),
         )
@@ -345,7 +349,7 @@ def _run(config, task, mesh, state, start, num_steps, train_step, eval_step, ckp
             window_steps += 1
             progress.update(step)
             is_last = step == num_steps
-            if step % config.log_every == 0 or is_last:
+            if is_log_step(step, config.log_every, num_steps):
                 _check_finite(state)
                 metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
                 elapsed = time.perf_counter() - window_start
