@@ -1,0 +1,170 @@
+"""Pretraining recipes: the full training config of a decoder LM or a BERT MLM run.
+
+`decoder_config(block, size, ...)` follows the CodeParrot recipe of He & Hofmann (2024), App. D.1 and
+the authors' code (bobby-he/simplified_transformers): AdamW (0.9, 0.999), eps 1e-8, weight decay 0.1,
+clipping at 1.0, 5% linear warmup then linear decay to ~0, peak LR 1e-3 (V-SkipInit 3e-4; 1e-4 at 72
+layers). `bert_config(...)` follows Crammed BERT (Geiping & Goldstein 2023) as the paper's App. D.2
+uses it: AdamW (0.9, 0.98), eps 1e-12, weight decay 0.1, clipping at 0.5, LR rising linearly to its
+peak at 75% of training and then decaying linearly; peak 3e-3 for SAS/SAS-P, 2e-3 for norm-free SAS-P,
+1e-3 otherwise.
+
+The config files in `configs/` parse their command-line args and call these functions; the
+reproduction figures call them directly, so both build identical configs.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from simplified_tf.data import default_data_config
+from simplified_tf.model_config import model_config
+from simplified_tf.params import frozen_rules, no_decay_rules
+from trainloop.defaults import base_config
+
+# Per size: (num_steps, batch_size, eval_every, log_every, checkpoint_every).
+DECODER_SCHEDULES = {
+    "tiny": (50, 8, 25, 10, 0),
+    "quick": (300, 8, 25, 25, 100),
+    "quick_deep": (300, 8, 25, 25, 100),
+    "small": (2000, 8, 100, 20, 500),  # CPU: batch 8 runs at ~0.3 s/step on 2 cores
+    "medium": (10_000, 32, 500, 50, 2000),
+    "paper": (43_000, 128, 500, 50, 5000),  # ~700M tokens; the real count depends on chunking
+    "deep18": (43_000, 128, 500, 50, 5000),
+    "deep": (43_000, 128, 500, 50, 5000),
+}
+# Per size: (num_steps, batch_size, grad_accum_steps, eval_every, log_every, checkpoint_every).
+BERT_SCHEDULES = {
+    "tiny": (50, 8, 1, 25, 10, 0),
+    "quick": (300, 8, 1, 25, 25, 100),
+    "quick_deep": (300, 8, 1, 25, 25, 100),
+    "small": (2000, 32, 1, 200, 20, 1000),
+    "medium": (10_000, 64, 1, 500, 50, 2000),
+    # Cramming's 8192-sequence batch as 64-sequence microbatches; its batch ramp is not modelled.
+    "paper": (4700, 8192, 128, 250, 10, 500),
+    "deep18": (4700, 8192, 128, 250, 10, 500),
+    "deep": (4700, 8192, 128, 250, 10, 500),
+}
+
+
+def decoder_peak_lr(block: str, size: str) -> float:
+    """Paper App. D.1: 1e-3 for every block except V-SkipInit (3e-4; 1e-4 at 72 layers)."""
+    if block == "v_skipinit":
+        return 1e-4 if size == "deep" else 3e-4
+    return 1e-3
+
+
+def bert_peak_lr(block: str, size: str = "") -> float:
+    """Paper App. D.2: 3e-3 for SAS/SAS-P, 2e-3 for norm-free SAS-P, Cramming's 1e-3 otherwise."""
+    del size
+    return {"sas": 3e-3, "sas_p": 3e-3, "sas_p_nonorm": 2e-3}.get(block, 1e-3)
+
+
+def peak_lr(kind: str, block: str, size: str) -> float:
+    return decoder_peak_lr(block, size) if kind == "decoder" else bert_peak_lr(block, size)
+
+
+def _model_overrides(seq: int, dtype: str, beta_ff: float, scan: bool, remat: bool, model: dict):
+    out = dict(scan_layers=scan, remat=remat)
+    if dtype:
+        out["dtype"] = dtype
+    if seq:
+        out["seq_len"] = seq
+    if beta_ff:
+        out["beta_ff"] = beta_ff
+    out.update(model or {})
+    return out
+
+
+def decoder_config(
+    block: str = "pre_ln",
+    size: str = "small",
+    *,
+    steps: int = 0,
+    lr: float = 0.0,
+    batch: int = 0,
+    seq: int = 0,
+    dtype: str = "",
+    scan: bool = True,
+    remat: bool = False,
+    seed: int = 0,
+    beta_ff: float = 0.0,
+    schedule: str = "warmup_linear",
+    model: dict | None = None,
+) -> ml_collections.ConfigDict:
+    """Causal-LM config (task "lm"); 0 / "" keeps the size preset. `model` overrides model keys."""
+    m = model_config(
+        block, size, "decoder", **_model_overrides(seq, dtype, beta_ff, scan, remat, model)
+    )
+    c = base_config()
+    c.task = "lm"
+    c.seed = seed
+    num_steps, batch_size, eval_every, log_every, ckpt_every = DECODER_SCHEDULES[size]
+    c.num_steps = steps or num_steps
+    c.batch_size = batch or batch_size
+    c.eval_every, c.log_every, c.checkpoint_every = eval_every, log_every, ckpt_every
+    c.model = m
+
+    o = c.optimizer
+    o.name = "adamw"
+    o.lr = lr or decoder_peak_lr(block, size)
+    o.b1, o.b2, o.eps = 0.9, 0.999, 1e-8
+    o.weight_decay = 0.1
+    o.clip_norm = 1.0
+    o.schedule = schedule
+    o.warmup_fraction = 0.05
+    o.end_lr_fraction = 1e-4  # HF polynomial decay ends at 1e-7 = 1e-4 x 1e-3
+    o.no_decay = no_decay_rules(m)
+    o.frozen = frozen_rules(m)  # fixed W_init / fixed reparam gains, if the task keeps them
+
+    c.data = default_data_config("decoder", vocab_size=m.vocab_size, seq_len=m.seq_len)
+    return c
+
+
+def bert_config(
+    block: str = "pre_ln",
+    size: str = "small",
+    *,
+    steps: int = 0,
+    lr: float = 0.0,
+    batch: int = 0,
+    accum: int = 0,
+    dtype: str = "",
+    scan: bool = True,
+    remat: bool = False,
+    seed: int = 0,
+    beta_ff: float = 0.0,
+    model: dict | None = None,
+) -> ml_collections.ConfigDict:
+    """Masked-LM config (task "mlm"); 0 / "" keeps the size preset. `model` overrides model keys."""
+    m = model_config(block, size, "bert", **_model_overrides(0, dtype, beta_ff, scan, remat, model))
+    c = base_config()
+    c.task = "mlm"
+    c.seed = seed
+    num_steps, batch_size, grad_accum, eval_every, log_every, ckpt_every = BERT_SCHEDULES[size]
+    c.num_steps = steps or num_steps
+    c.batch_size = batch or batch_size
+    c.grad_accum_steps = accum or grad_accum
+    c.eval_every, c.log_every, c.checkpoint_every = eval_every, log_every, ckpt_every
+    c.model = m
+
+    o = c.optimizer
+    o.name = "adamw"
+    o.lr = lr or bert_peak_lr(block, size)
+    o.b1, o.b2, o.eps = 0.9, 0.98, 1e-12
+    o.weight_decay = 0.1
+    o.clip_norm = 0.5
+    o.schedule = "warmup_linear"
+    o.warmup_fraction = 0.75
+    o.end_lr_fraction = 0.0
+    o.no_decay = no_decay_rules(m)
+    o.frozen = frozen_rules(m)
+
+    c.data = default_data_config("bert", vocab_size=m.vocab_size, seq_len=m.seq_len)
+    return c
+
+
+def pretrain_config(kind: str, block: str, size: str, **kwargs) -> ml_collections.ConfigDict:
+    """`decoder_config` or `bert_config` by model kind ("decoder" | "bert")."""
+    if kind == "decoder":
+        return decoder_config(block, size, **kwargs)
+    return bert_config(block, size, **kwargs)
