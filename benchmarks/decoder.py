@@ -1,6 +1,6 @@
 """The decoder train step as the suite trains it, wrapped for timing.
 
-`DecoderBench(block, size, batch_size)` builds the config with `configs/decoder.py` (the suite's own
+`DecoderBench(block, size, batch_size)` builds the config with `simplified_tf.recipes` (the suite's own
 recipe: AdamW, clipping, warm-up/decay schedule, no-decay and frozen rules), the parameters and
 loss with `simplified_tf.tasks` pieces, and the step with `trainloop.train.make_train_step`, jitted
 with the state donated exactly like `train_and_evaluate`. The only departure from a real run is the
@@ -19,9 +19,7 @@ FLOPs per step are counted two ways:
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import math
-import os
 import time
 
 import jax
@@ -29,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.machine import device_peak_memory, host_memory
+from simplified_tf import recipes
 from simplified_tf.params import count_params, model_fns
 from simplified_tf.tasks import weighted_cross_entropy
 from trainloop.host_alloc import page_faults
@@ -37,19 +36,11 @@ from trainloop.optim import make_optimizer
 from trainloop.task import Task
 from trainloop.train import make_init_state, make_train_step
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 def decoder_config(block: str, size: str, batch_size: int, **model_overrides):
-    """The suite's decoder training config (configs/decoder.py) for `block`/`size`/`batch_size`."""
-    path = os.path.join(REPO, "configs", "decoder.py")
-    spec = importlib.util.spec_from_file_location("_bench_decoder_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config(f"block={block},size={size},batch={batch_size}")
-    for key, val in model_overrides.items():
-        config.model[key] = val
-    return config
+    """The suite's decoder training config (simplified_tf/recipes.py, as configs/decoder.py builds
+    it) for `block`/`size`/`batch_size`."""
+    return recipes.decoder_config(block, size, batch=batch_size, model=model_overrides)
 
 
 def random_batch(model_cfg, batch_size: int, seed: int = 0) -> dict:

@@ -27,7 +27,7 @@ from trainloop.config_util import parse_arg
 
 def get_config(arg=None):
     a = parse_arg(
-        arg, block="pre_ln", size="small", steps=0, lr=0.0, batch=0, seq=0, dtype="",
+        arg, block="pre_ln", size="small", steps=0, lr=0.0, batch=0, layers=0, seq=0, dtype="",
         scan=True, remat=False, seed=0, beta_ff=0.0, schedule="warmup_linear",
     )  # fmt: skip
     return decoder_config(**a.to_dict())

@@ -25,7 +25,6 @@ from trainloop.defaults import base_config
 DECODER_SCHEDULES = {
     "tiny": (50, 8, 25, 10, 0),
     "quick": (300, 8, 25, 25, 100),
-    "quick_deep": (300, 8, 25, 25, 100),
     "small": (2000, 8, 100, 20, 500),  # CPU: batch 8 runs at ~0.3 s/step on 2 cores
     "medium": (10_000, 32, 500, 50, 2000),
     "paper": (43_000, 128, 500, 50, 5000),  # ~700M tokens; the real count depends on chunking
@@ -36,7 +35,6 @@ DECODER_SCHEDULES = {
 BERT_SCHEDULES = {
     "tiny": (50, 8, 1, 25, 10, 0),
     "quick": (300, 8, 1, 25, 25, 100),
-    "quick_deep": (300, 8, 1, 25, 25, 100),
     "small": (2000, 32, 1, 200, 20, 1000),
     "medium": (10_000, 64, 1, 500, 50, 2000),
     # Cramming's 8192-sequence batch as 64-sequence microbatches; its batch ramp is not modelled.
@@ -63,8 +61,12 @@ def peak_lr(kind: str, block: str, size: str) -> float:
     return decoder_peak_lr(block, size) if kind == "decoder" else bert_peak_lr(block, size)
 
 
-def _model_overrides(seq: int, dtype: str, beta_ff: float, scan: bool, remat: bool, model: dict):
+def _model_overrides(
+    layers: int, seq: int, dtype: str, beta_ff: float, scan: bool, remat: bool, model: dict
+):
     out = dict(scan_layers=scan, remat=remat)
+    if layers:
+        out["num_layers"] = layers
     if dtype:
         out["dtype"] = dtype
     if seq:
@@ -82,6 +84,7 @@ def decoder_config(
     steps: int = 0,
     lr: float = 0.0,
     batch: int = 0,
+    layers: int = 0,
     seq: int = 0,
     dtype: str = "",
     scan: bool = True,
@@ -93,7 +96,7 @@ def decoder_config(
 ) -> ml_collections.ConfigDict:
     """Causal-LM config (task "lm"); 0 / "" keeps the size preset. `model` overrides model keys."""
     m = model_config(
-        block, size, "decoder", **_model_overrides(seq, dtype, beta_ff, scan, remat, model)
+        block, size, "decoder", **_model_overrides(layers, seq, dtype, beta_ff, scan, remat, model)
     )
     c = base_config()
     c.task = "lm"
@@ -128,6 +131,7 @@ def bert_config(
     lr: float = 0.0,
     batch: int = 0,
     accum: int = 0,
+    layers: int = 0,
     dtype: str = "",
     scan: bool = True,
     remat: bool = False,
@@ -136,7 +140,9 @@ def bert_config(
     model: dict | None = None,
 ) -> ml_collections.ConfigDict:
     """Masked-LM config (task "mlm"); 0 / "" keeps the size preset. `model` overrides model keys."""
-    m = model_config(block, size, "bert", **_model_overrides(0, dtype, beta_ff, scan, remat, model))
+    m = model_config(
+        block, size, "bert", **_model_overrides(layers, 0, dtype, beta_ff, scan, remat, model)
+    )
     c = base_config()
     c.task = "mlm"
     c.seed = seed
