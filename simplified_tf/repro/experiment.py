@@ -65,6 +65,21 @@ class ArmOutcome:
         return stats.mean_std(self.finals)
 
 
+def describe(group: Group) -> str:
+    """One line on what a group trains: model, arms, seeds, steps and tokens."""
+    arm = group.arms[0]
+    config = group.spec(arm, arm.default_lr, group.seeds[0], group.steps).config()
+    m = config.model
+    tokens = int(config.batch_size) * int(config.data.seq_len)
+    tune = "" if group.tuning_steps == group.steps else f" (LR tuned at {group.tuning_steps} steps)"
+    return (
+        f"`{group.key}`: {arm.kind} size={arm.size} ({m.num_layers} layers, "
+        f"d={m.width}, vocab {m.vocab_size}), {len(group.arms)} arms x {len(group.seeds)} seeds x "
+        f"{group.steps} steps of {config.batch_size} x {config.data.seq_len} tokens "
+        f"({group.steps * tokens / 1e6:.2f}M tokens per run){tune}."
+    )
+
+
 def plan(group: Group) -> list[dict]:
     """The group's runs before any tuning result is known: the initial grids, then the seed runs
     (at "best", the LR tuning will pick). Widening may add grid points later."""

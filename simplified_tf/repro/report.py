@@ -75,7 +75,13 @@ def tuning_table(outcomes: dict[str, ArmOutcome], steps: int, seed: int) -> str:
 
 
 def claim(
-    text: str, paper: str, ours: str, expected: str, relation: str, words: dict | None = None
+    text: str,
+    paper: str,
+    ours: str,
+    expected: str,
+    relation: str,
+    words: dict | None = None,
+    detail: str = "",
 ) -> dict:
     """A claim row. `expected`/`relation` use the canonical words of `stats` (worse = higher);
     `words` renames them for display where "higher"/"lower" reads better than worse/better."""
@@ -88,21 +94,30 @@ def claim(
         expected=show(expected),
         relation=show(relation),
         verdict=stats.verdict(expected, relation),
+        detail=detail,
     )
+
+
+def means_text(outcomes: dict[str, ArmOutcome], *names: str) -> str:
+    """'sas 4.910 ± 0.020 vs pre_ln 5.020 ± 0.030': the final losses a claim compares."""
+    return " vs ".join(f"{n} {stats.fmt_pm(*outcomes[n].mean_std)}" for n in names)
 
 
 HIGHER_LOWER = {"worse": "higher", "better": "lower"}
 
 
 def claims_table(claims: list[dict]) -> str:
+    """One row per claim; `ours` is the paired difference (mean ± 95% half-width) and `means` the
+    compared arms' final values (mean ± std over seeds)."""
     lines = [
-        "| claim (paper) | paper | ours | expected | observed | verdict |",
-        "|---|---|---|---|---|---|",
+        "| claim (paper) | paper | ours: paired difference | means | expected | observed | "
+        "verdict |",
+        "|---|---|---|---|---|---|---|",
     ]
     for c in claims:
         lines.append(
-            f"| {c['claim']} | {c['paper']} | {c['ours']} | {c['expected']} | {c['relation']} | "
-            f"**{c['verdict']}** |"
+            f"| {c['claim']} | {c['paper']} | {c['ours']} | {c.get('detail', '')} | "
+            f"{c['expected']} | {c['relation']} | **{c['verdict']}** |"
         )
     return "\n".join(lines)
 

@@ -8,7 +8,7 @@ import os
 import time
 
 from simplified_tf.repro import provenance, report
-from simplified_tf.repro.experiment import plan, run_group
+from simplified_tf.repro.experiment import describe, plan, run_group
 from simplified_tf.repro.figures.common import Context
 from simplified_tf.repro.protocol import Protocol
 from simplified_tf.repro.runs import RunStore
@@ -62,6 +62,8 @@ def run_figure(
         f"{prov['runs_trained_now']} runs trained, {prov['runs_reused']} reused from earlier "
         f"invocations; load average {prov['loadavg_before'][0]:.2f} before, "
         f"{prov['loadavg_after'][0]:.2f} after.",
+        "",
+        *[f"- {describe(g)}" for g in figure.groups(protocol)],
         "",
         "Verdicts are computed from the numbers below by the rule in "
         "`simplified_tf/repro/stats.py`: a paired difference (same seed = same init key and data "

@@ -44,6 +44,7 @@ def report_figure(ctx: Context, outcomes_by_group: dict):
                 stats.fmt_diff(p),
                 "not_worse",
                 p["relation"],
+                detail=report.means_text(outcomes, name, "pre_ln"),
             )
         )
         q = equal_time(outcomes, name, "pre_ln", seconds)
@@ -64,6 +65,7 @@ def report_figure(ctx: Context, outcomes_by_group: dict):
             stats.fmt_diff(p),
             "worse",
             p["relation"],
+            detail=report.means_text(outcomes, "v_skipinit", "pre_ln"),
         )
     )
     p = stats.paired(outcomes["parallel"].finals, outcomes["pre_ln"].finals)
@@ -74,6 +76,7 @@ def report_figure(ctx: Context, outcomes_by_group: dict):
             stats.fmt_diff(p),
             "level",
             p["relation"],
+            detail=report.means_text(outcomes, "parallel", "pre_ln"),
         )
     )
     return section, data, claims

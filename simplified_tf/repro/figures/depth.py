@@ -39,6 +39,7 @@ def report_figure(ctx: Context, outcomes_by_group: dict):
                 stats.fmt_diff(d) + f" ({l_big} - {l_small} layers)",
                 expected,
                 d["relation"],
+                detail=f"{stats.fmt_pm(*shallow[b].mean_std)} -> {stats.fmt_pm(*deep[b].mean_std)}",
             )
         )
         rows.append(
@@ -56,6 +57,7 @@ def report_figure(ctx: Context, outcomes_by_group: dict):
                 stats.fmt_diff(d),
                 "not_worse",
                 d["relation"],
+                detail=report.means_text(deep, b, "pre_ln"),
             )
         )
     bars = plots.grouped_bars(

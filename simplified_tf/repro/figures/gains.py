@@ -102,6 +102,7 @@ def report_figure(ctx: Context, outcomes_by_group: dict):
     claims.append(report.claim(
         "trainable V/P ends slightly above fixed identities (SAS) (Sec. 4.2: 1.194 vs 1.178)",
         "higher", stats.fmt_diff(d) + " vs sas", "worse", d["relation"],
+        detail=report.means_text(outcomes, "trainable_vp", "sas"),
     ))  # fmt: skip
 
     pngs = []

@@ -38,6 +38,7 @@ def claims_for(outcomes, seconds) -> list[dict]:
                 stats.fmt_diff(p),
                 "not_worse",
                 p["relation"],
+                detail=report.means_text(outcomes, name, "pre_ln"),
             )
         )
     p = rel("parallel")
@@ -48,6 +49,7 @@ def claims_for(outcomes, seconds) -> list[dict]:
             stats.fmt_diff(p),
             "level",
             p["relation"],
+            detail=report.means_text(outcomes, "parallel", "pre_ln"),
         )
     )
     p = rel("v_skipinit")
@@ -58,6 +60,7 @@ def claims_for(outcomes, seconds) -> list[dict]:
             stats.fmt_diff(p),
             "worse",
             p["relation"],
+            detail=report.means_text(outcomes, "v_skipinit", "pre_ln"),
         )
     )
     p = rel("sas_p_nonorm", "sas_p")
@@ -68,6 +71,7 @@ def claims_for(outcomes, seconds) -> list[dict]:
             stats.fmt_diff(p) + " vs sas_p",
             "worse",
             p["relation"],
+            detail=report.means_text(outcomes, "sas_p_nonorm", "sas_p"),
         )
     )
     for name in ("sas", "sas_p"):

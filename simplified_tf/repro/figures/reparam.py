@@ -69,6 +69,9 @@ def report_figure(ctx: Context, outcomes_by_group: dict):
                 stats.fmt_diff(d) + " (identity - orth)",
                 "better",
                 d["relation"],
+                detail=report.means_text(
+                    outcomes, arm_name("identity", beta), arm_name("orth", beta)
+                ),
             )
         )
     lo, hi = min(betas), max(betas)
@@ -81,6 +84,7 @@ def report_figure(ctx: Context, outcomes_by_group: dict):
                 stats.fmt_diff(d) + f" (beta {lo:g} - {hi:g})",
                 "better",
                 d["relation"],
+                detail=report.means_text(outcomes, arm_name(init, lo), arm_name(init, hi)),
             )
         )
     d = stats.paired(outcomes[arm_name("identity", 0.0)].finals, outcomes["pre_ln"].finals)
@@ -91,6 +95,7 @@ def report_figure(ctx: Context, outcomes_by_group: dict):
             stats.fmt_diff(d),
             "not_worse",
             d["relation"],
+            detail=report.means_text(outcomes, arm_name("identity", 0.0), "pre_ln"),
         )
     )
     bars = plots.grouped_bars(
