@@ -9,7 +9,8 @@ arm's peak LR is tuned on a log grid that widens until the best point is interio
 trained over several seeds at that LR; verdicts come from the paired per-seed differences. Runs live
 in OUT/runs/ and are shared between figures: a finished run is never retrained, and a killed
 command, run again, continues where it stopped (an unfinished run resumes from its checkpoint).
-Each figure writes OUT/<figure>/summary.md, summary.json and PNGs.
+Each figure writes OUT/<figure>/summary.md, summary.json and PNGs; OUT/claims.md gathers every
+figure's claims and verdicts found under OUT.
 
 --quick uses size=quick (4 x 128 decoder/BERT, vocab 2048, batch 8 x 128, 300 steps, 3 seeds); each
 figure then takes under 40 minutes on 2 CPU cores. Without it, size=small and 2000 steps.
@@ -93,6 +94,12 @@ def _main():
         print(f"{fig.NAME}: {result['wall'] / 60:.1f} min; {result['summary_md']}")
         for c in result["claims"]:
             print(f"  [{c['verdict']}] {c['claim']}: {c['ours']}")
+    from simplified_tf.repro import index
+    from simplified_tf.repro.figures import FIGURES
+
+    claims = index.write(out, list(FIGURES))
+    if claims:
+        print(f"All claims so far: {claims}")
 
 
 if __name__ == "__main__":

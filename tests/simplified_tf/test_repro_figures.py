@@ -128,3 +128,23 @@ def test_gains_ratio_series_reads_the_traces():
     assert sorted(series) == [0, 1, 2, 3]
     assert series[1][-1] == pytest.approx(0.05) and series[0][-1] == pytest.approx(0.2)
     assert not math.isnan(series[2][0])
+
+
+def test_claims_index_gathers_every_figure(tmp_path):
+    from simplified_tf.repro import index
+
+    for name, verdicts in (("parity", ("level", "worse")), ("depth", ("better",))):
+        claims = [report.claim(f"{name} claim {i}", "p", "o", "level", rel)
+                  for i, rel in enumerate(verdicts)]  # fmt: skip
+        prov = dict(command=f"cmd {name}", commit="abc123", machine=dict(cpu="cpu"))
+        report.write(str(tmp_path / name), "x", dict(claims=claims, provenance=prov))
+    text = open(index.write(str(tmp_path), ["parity", "bert", "depth"])).read()
+    assert "2 reproduced, 1 contradicted, 0 inconclusive" in text
+    rows = [line for line in text.splitlines() if line.startswith("| [")]
+    assert [r.split("|")[2].strip() for r in rows] == [
+        "parity claim 0",
+        "parity claim 1",
+        "depth claim 0",
+    ]
+    assert "`cmd depth` at `abc123`" in text
+    assert index.write(str(tmp_path / "empty"), ["parity"]) is None
