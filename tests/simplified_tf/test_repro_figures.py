@@ -139,7 +139,7 @@ def test_claims_index_gathers_every_figure(tmp_path):
         prov = dict(command=f"cmd {name}", commit="abc123", machine=dict(cpu="cpu"))
         report.write(str(tmp_path / name), "x", dict(claims=claims, provenance=prov))
     text = open(index.write(str(tmp_path), ["parity", "bert", "depth"])).read()
-    assert "2 reproduced, 1 contradicted, 0 inconclusive" in text
+    assert "1 reproduced, 2 contradicted, 0 inconclusive" in text
     rows = [line for line in text.splitlines() if line.startswith("| [")]
     assert [r.split("|")[2].strip() for r in rows] == [
         "parity claim 0",
