@@ -35,7 +35,8 @@ RESULT_FILE = "result.json"
 class Arm:
     """One configuration a figure compares: a block preset, optionally with model overrides.
 
-    `model` holds (key, value) pairs applied on top of the preset (see `model_config`); `lr` is the
+    `model` holds (key, value) pairs applied on top of the preset (see `model_config`) and
+    `optimizer` pairs applied to the recipe's `config.optimizer` (e.g. ("b2", 0.95)); `lr` is the
     centre of the tuning grid (0 = the recipe's peak LR for the block).
     """
 
@@ -45,6 +46,7 @@ class Arm:
     size: str = "quick"
     model: tuple[tuple[str, object], ...] = ()
     lr: float = 0.0
+    optimizer: tuple[tuple[str, object], ...] = ()
 
     @property
     def default_lr(self) -> float:
@@ -74,6 +76,8 @@ class RunSpec:
         c.log_scalar_traces = True
         for key, value in self.data:
             c.data[key] = value
+        for key, value in arm.optimizer:
+            c.optimizer[key] = value
         return c
 
     @property

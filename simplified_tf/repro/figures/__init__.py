@@ -5,6 +5,15 @@ Each module has NAME, TITLE, `groups(protocol) -> [Group]` (the declared runs) a
 `--figure=all`: figures that share runs follow each other (longer reuses parity's tuning).
 """
 
-from simplified_tf.repro.figures import bert, depth, gains, longer, parity, reparam, speed
+from simplified_tf.repro.figures import (
+    bert,
+    depth,
+    gains,
+    longer,
+    parity,
+    prenorm_gap,
+    reparam,
+    speed,
+)
 
-FIGURES = {m.NAME: m for m in (speed, parity, longer, reparam, gains, depth, bert)}
+FIGURES = {m.NAME: m for m in (speed, parity, prenorm_gap, longer, reparam, gains, depth, bert)}
