@@ -1,4 +1,4 @@
-"""Longer training (paper Fig. 8): pre_ln, sas and sas_p (and parallel) with 3x the parity budget.
+"""Longer training (paper Fig. 8): pre_ln, sas and sas_p with 3x the parity budget.
 
 Each block's LR is tuned at the parity budget (the same tuning runs as the parity figure, so they
 are shared when both figures run), then every seed trains for 3x the steps at that LR.
@@ -12,9 +12,7 @@ from simplified_tf.repro.protocol import Protocol
 
 NAME = "longer"
 TITLE = "Longer training: 3x the tokens (paper Fig. 8)"
-# parallel is not in the paper's Fig. 8; it is here to show whether its early lead over sequential
-# Pre-LN (if any, see the parity figure) persists with more tokens.
-BLOCKS = ("pre_ln", "parallel", "sas", "sas_p")
+BLOCKS = ("pre_ln", "sas", "sas_p")
 
 
 def groups(p: Protocol):
@@ -47,15 +45,4 @@ def report_figure(ctx: Context, outcomes_by_group: dict):
                 detail=report.means_text(outcomes, name, "pre_ln"),
             )
         )
-    p = stats.paired(outcomes["parallel"].finals, outcomes["pre_ln"].finals)
-    claims.append(
-        report.claim(
-            f"parallel and pre_ln level with {ctx.protocol.longer_factor}x the tokens",
-            "level",
-            stats.fmt_diff(p),
-            "level",
-            p["relation"],
-            detail=report.means_text(outcomes, "parallel", "pre_ln"),
-        )
-    )
     return section, data, claims
