@@ -40,6 +40,7 @@ def run_figure(
 
     used = sorted(set(store.touched))
     trained = set(store.trained)
+    run_minutes = sum(store.train_seconds(run_id) for run_id in used) / 60
     prov = dict(
         command=command,
         commit=provenance.git_commit(REPO),
@@ -50,6 +51,7 @@ def run_figure(
         loadavg_after=[round(x, 2) for x in load_after],
         runs_trained_now=len(trained),
         runs_reused=len(set(used) - trained),
+        run_minutes=round(run_minutes, 1),
     )
     m = prov["machine"]
     header = [
@@ -61,7 +63,8 @@ def run_figure(
         f"({m['cores']} cores), float32. This invocation: {wall / 60:.1f} min wall time, "
         f"{prov['runs_trained_now']} runs trained, {prov['runs_reused']} reused from earlier "
         f"invocations; load average {prov['loadavg_before'][0]:.2f} before, "
-        f"{prov['loadavg_after'][0]:.2f} after.",
+        f"{prov['loadavg_after'][0]:.2f} after. The {len(used)} runs this figure uses took "
+        f"{run_minutes:.1f} min of training in all (their own measured times, whenever they ran).",
         "",
         *[f"- {describe(g)}" for g in figure.groups(protocol)],
         "",

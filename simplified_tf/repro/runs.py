@@ -135,6 +135,14 @@ class RunStore:
         with open(path) as f:
             return json.load(f)
 
+    def train_seconds(self, run_id: str) -> float:
+        """Seconds the run's training took (0 if it has no result)."""
+        path = os.path.join(self.root, run_id, RESULT_FILE)
+        if not os.path.exists(path):
+            return 0.0
+        with open(path) as f:
+            return float(json.load(f).get("train_seconds", 0.0))
+
     def ensure(self, spec: RunSpec) -> dict:
         if spec.run_id not in self.touched:
             self.touched.append(spec.run_id)
