@@ -38,8 +38,14 @@ def block_group(
     tune_steps: int = 0,
     data: tuple = (),
     model: tuple = (),
+    informed_lr: bool = True,
 ) -> Group:
-    arms = tuple(Arm(b, b, kind, p.size, model) for b in blocks)
+    """A group with one arm per block; `informed_lr` starts decoder grids at the protocol's
+    `decoder_lr_centres` (the parity figure keeps the recipe's LRs)."""
+    arms = tuple(
+        Arm(b, b, kind, p.size, model, lr=p.lr_centre(kind, b) if informed_lr else 0.0)
+        for b in blocks
+    )
     return Group(
         key, arms, steps or p.steps, p.seeds, tune_steps, p.eval_every, p.data + tuple(data),
         p.grid_points,

@@ -34,11 +34,13 @@ TRAINABLE_VP = (
 
 
 def groups(p: Protocol):
+    lr = p.lr_centre("decoder", "sas")
     arms = (
-        Arm("sas", "sas", "decoder", p.size),
-        Arm("trainable_vp", "sas", "decoder", p.size, TRAINABLE_VP),
-        Arm("trainable_vp_skip", "sas", "decoder", p.size, TRAINABLE_VP + (("attn_skip", True),)),
-    )
+        Arm("sas", "sas", "decoder", p.size, lr=lr),
+        Arm("trainable_vp", "sas", "decoder", p.size, TRAINABLE_VP, lr=lr),
+        Arm("trainable_vp_skip", "sas", "decoder", p.size, TRAINABLE_VP + (("attn_skip", True),),
+            lr=lr),
+    )  # fmt: skip
     return [Group("gains", arms, p.steps, p.seeds, 0, p.eval_every, p.data, p.grid_points)]
 
 

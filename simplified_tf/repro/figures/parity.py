@@ -21,7 +21,7 @@ TITLE = "Decoder blocks per step and per wall-clock (paper Figs. 2 and 5)"
 
 
 def groups(p: Protocol):
-    return [block_group("decoder", ALL_BLOCKS, p)]
+    return [block_group("decoder", ALL_BLOCKS, p, informed_lr=False)]
 
 
 def claims_for(outcomes, seconds) -> list[dict]:
