@@ -171,3 +171,32 @@ def test_logged_norms_are_the_norms_of_that_step(tmp_path):
     np.testing.assert_allclose(last["train/param_norm"], norm(_params(full)), rtol=1e-5)
     np.testing.assert_allclose(last["train/update_norm"], norm(delta), rtol=1e-4)
     assert all(np.isfinite(e["train/param_norm"]) for e in logged)
+
+
+def test_eval_in_microbatches_equals_whole_batch(tmp_path):
+    # Weighted examples, so that a uniform mean over microbatches would differ from the
+    # whole batch's weighted mean: eval_accum_steps=4 must reproduce eval_accum_steps=1.
+    task = make_toy_task(dropout=False, weighted=True)
+    batch = task.eval_batches()[0]
+    whole = train_lib.make_eval_step(task, jax.random.key(0), 1)
+    micro = train_lib.make_eval_step(task, jax.random.key(0), 4)
+    params = task.init(jax.random.key(1))
+    loss1, aux1 = jax.jit(whole)(params, batch)
+    loss4, aux4 = jax.jit(micro)(params, batch)
+    np.testing.assert_allclose(loss4, loss1, rtol=1e-6)
+    assert float(aux4["weight"]) == float(aux1["weight"]) == float(np.sum(batch["w"]))
+    uniform = np.mean(
+        [float(whole(params, {k: v[i::4] for k, v in batch.items()})[0]) for i in range(4)]
+    )
+    assert abs(uniform - float(loss1)) > 1e-3  # the weighting matters on this batch
+    # Through the loop, on 8 devices with 2 rows per device per microbatch.
+    kw = dict(devices=None, task=task, num_steps=4, checkpoint_every=0)
+    _run(tmp_path / "one", eval_accum_steps=1, **kw)
+    _run(tmp_path / "two", eval_accum_steps=2, **kw)
+    evals = lambda d: [
+        e["eval/loss"] for e in read_metrics(f"{d}/metrics.jsonl") if "eval/loss" in e
+    ]
+    assert len(evals(tmp_path / "one")) == 1
+    np.testing.assert_allclose(evals(tmp_path / "two"), evals(tmp_path / "one"), rtol=1e-6)
+    with pytest.raises(ConfigError, match="eval_accum_steps=3"):
+        _run(tmp_path / "three", eval_accum_steps=3, **kw)
