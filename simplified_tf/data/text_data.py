@@ -6,8 +6,10 @@ Batches are dicts of numpy arrays with a leading example axis:
 - bert: inputs (corrupted), targets (original tokens), weights (1 at selected positions), all
   [B, T], and valid bool [B, T] (False at padding).
 
-Every process runs the same deterministic pipeline (the caches make repeats cheap and are safe
-under concurrent writers) and then takes its own rows of each global batch.
+Every process runs the same deterministic pipeline (`prepare`: a streamed, cached, one-off build;
+the caches make repeats cheap and are safe under concurrent writers), maps the token stores and
+then gathers only its own rows of each global batch. Host memory depends on the batch and the
+number of documents, not on the corpus size.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from simplified_tf.data import batches, cache_util, corpus, masking, token_store, tokenizer
+from simplified_tf.data import batches, cache_util, masking, prepare, token_store, tokenizer
 from trainloop.config_util import ConfigError, check_choice
 
 # Eval rows and eval masks use a fixed seed so runs with different training seeds are evaluated
@@ -42,6 +44,8 @@ def default_data_config(kind: str = "decoder", **overrides: Any) -> ml_collectio
             cache_dir="",
             text_field="text",
             eval_batches=8,
+            tokenizer_train_bytes=prepare.DEFAULT_TOKENIZER_TRAIN_BYTES,
+            shard_tokens=token_store.DEFAULT_SHARD_TOKENS,
         )
     )
     if kind == "bert":
@@ -64,6 +68,8 @@ class DataConfig:
     cache_dir: str
     text_field: str
     eval_batches: int
+    tokenizer_train_bytes: int
+    shard_tokens: int
     mask_eos: bool
     mask: masking.MaskSpec
 
@@ -81,6 +87,10 @@ class DataConfig:
             cache_dir=str(get("cache_dir", "")),
             text_field=str(get("text_field", "text")),
             eval_batches=int(get("eval_batches", 8)),
+            tokenizer_train_bytes=int(
+                get("tokenizer_train_bytes", prepare.DEFAULT_TOKENIZER_TRAIN_BYTES)
+            ),
+            shard_tokens=int(get("shard_tokens", token_store.DEFAULT_SHARD_TOKENS)),
             mask_eos=bool(get("mask_eos", True)),
             mask=masking.MaskSpec(
                 float(get("mask_prob", 0.25)),
@@ -93,6 +103,13 @@ class DataConfig:
             raise ConfigError(f"data.seq_len={out.seq_len} must be >= 2.")
         if out.eval_batches < 0:
             raise ConfigError(f"data.eval_batches={out.eval_batches} must be >= 0.")
+        if out.tokenizer_train_bytes < 0:
+            raise ConfigError(
+                f"data.tokenizer_train_bytes={out.tokenizer_train_bytes} must be >= 0 "
+                "(0 = train on the whole training split)."
+            )
+        if out.shard_tokens < 1:
+            raise ConfigError(f"data.shard_tokens={out.shard_tokens} must be >= 1.")
         return out
 
 
@@ -228,32 +245,14 @@ def make_text_data(data_config, *, kind: str, global_batch_size: int, seed: int)
     """Builds the text pipeline for `kind` ("decoder" | "bert") from `config.data`."""
     check_choice("data kind", kind, tokenizer.KINDS)
     cfg = DataConfig.parse(data_config)
-    root = cache_util.cache_root(cfg.cache_dir)
-    docs = corpus.load_corpus(
-        cfg.source, text_field=cfg.text_field, max_documents=cfg.max_documents
-    )
-    train_docs, val_docs = corpus.split_documents(docs.documents, cfg.val_fraction)
-    if not train_docs:
-        raise ConfigError(f"data.source={cfg.source!r}: the training split is empty.")
-    train_fp = corpus.fingerprint_documents(train_docs)
-    val_fp = corpus.fingerprint_documents(val_docs)
-    train_texts = [d.text for d in train_docs]
-    info = tokenizer.get_tokenizer(
-        cfg.tokenizer,
-        kind=kind,
-        vocab_size=cfg.vocab_size,
-        train_texts=train_texts,
-        train_fingerprint=train_fp,
-        cache_dir=root,
-    )
-    train = token_store.load_or_build(train_texts, train_fp, info, root, label="train")
-    val = token_store.load_or_build([d.text for d in val_docs], val_fp, info, root, label="val")
+    prepared = prepare.prepare(cfg, kind, cache_util.cache_root(cfg.cache_dir))
+    info, train, val = prepared.info, prepared.train, prepared.val
     logging.info(
-        "Text data (%s): %d train / %d val documents (%d files skipped), %d / %d tokens, vocab %d.",
+        "Text data (%s, %s): %d train / %d val documents, %d / %d tokens, vocab %d.",
         kind,
-        len(train_docs),
-        len(val_docs),
-        docs.num_skipped,
+        prepared.source.where,
+        train.num_documents,
+        val.num_documents,
         train.num_tokens,
         val.num_tokens,
         info.vocab_size,
@@ -262,7 +261,7 @@ def make_text_data(data_config, *, kind: str, global_batch_size: int, seed: int)
     if cfg.eval_batches > 0 and len(data.val_rows) == 0:
         raise ConfigError(
             f"data.eval_batches={cfg.eval_batches} but the validation split "
-            f"({len(val_docs)} documents) has no rows of seq_len {cfg.seq_len}. Raise "
+            f"({val.num_documents} documents) has no rows of seq_len {cfg.seq_len}. Raise "
             "data.val_fraction, lower data.seq_len, or set data.eval_batches=0."
         )
     return data

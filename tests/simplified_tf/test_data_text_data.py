@@ -160,3 +160,19 @@ def test_stdlib_slice_end_to_end(tmp_path):
     assert data.num_train_chunks > 100
     assert len(data.eval_batches()) >= 1
     assert "import" in data.decode(data.train_store.tokens[:20_000])
+
+
+def test_sharded_store_gives_the_same_batches(corpus_dir, cache_dir):
+    # 500-token shards: rows and documents straddle shard boundaries. Batches, process shares
+    # and eval batches must not change, and a fresh object (a resumed process) agrees.
+    data = _data(corpus_dir, cache_dir, kind="bert", packing="pad_last")
+    sharded = _data(corpus_dir, cache_dir, kind="bert", packing="pad_last", shard_tokens=500)
+    assert sharded.train_store.path != data.train_store.path
+    assert len(sharded.train_store.tokens.shards) == -(-sharded.num_train_tokens // 500) > 3
+    again = _data(corpus_dir, cache_dir, kind="bert", packing="pad_last", shard_tokens=500)
+    for step in (0, 5, 40):
+        b = data.host_batch(step)
+        chex.assert_trees_all_equal(sharded.host_batch(step), b, again.host_batch(step))
+        shards = [sharded.host_batch(step, i, 2) for i in range(2)]
+        chex.assert_trees_all_equal({k: np.concatenate([s[k] for s in shards]) for k in b}, b)
+    chex.assert_trees_all_equal(sharded.eval_batches(), data.eval_batches())
