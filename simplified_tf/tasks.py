@@ -30,6 +30,7 @@ import numpy as np
 from simplified_tf.data import TextData, check_seq_len, make_text_data
 from simplified_tf.diagnostics import scalar_traces_arrays
 from simplified_tf.params import model_fns
+from trainloop import ramp as ramp_lib
 from trainloop.config_util import ConfigError
 from trainloop.task import Task
 
@@ -132,7 +133,11 @@ def make_task_and_data(config: ml_collections.ConfigDict, kind: str) -> tuple[Ta
     if config.model.kind != kind:
         raise ConfigError(f"model.kind={config.model.kind!r} but this task needs kind={kind!r}.")
     data = make_text_data(
-        config.data, kind=kind, global_batch_size=int(config.batch_size), seed=_data_seed(config)
+        config.data,
+        kind=kind,
+        global_batch_size=int(config.batch_size),
+        seed=_data_seed(config),
+        batch_ramp=ramp_lib.from_config(config),
     )
     _check_model_vs_data(config.model, data)
     task = make_model_task(

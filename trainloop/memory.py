@@ -19,7 +19,13 @@ import ml_collections
 from trainloop import mesh as mesh_lib
 from trainloop.optim import make_optimizer
 from trainloop.task import Task
-from trainloop.train import eval_accum_steps, make_eval_step, make_init_state, make_train_step
+from trainloop.train import (
+    eval_accum_steps,
+    make_eval_step,
+    make_init_state,
+    make_train_step,
+    step_table,
+)
 
 GiB = 2**30
 
@@ -69,7 +75,8 @@ def compiled_memory(
     mesh_lib.check_batch_divisible(config.batch_size, config.grad_accum_steps, mesh)
     init_key, step_key, data_key, eval_key = jax.random.split(jax.random.key(config.seed), 4)
     abstract_params = jax.eval_shape(task.init, init_key)
-    tx, schedule = make_optimizer(config.optimizer, int(config.num_steps), abstract_params)
+    num_steps = int(config.num_steps)
+    tx, schedule = make_optimizer(config.optimizer, num_steps, abstract_params, step_table(config))
     init_state = make_init_state(task, tx)
     abstract_state = jax.eval_shape(init_state, init_key)
     shardings = mesh_lib.tree_shardings(abstract_state, mesh, int(config.mesh.fsdp_min_size))

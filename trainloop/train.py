@@ -21,6 +21,7 @@ import numpy as np
 from absl import logging
 
 from trainloop import mesh as mesh_lib
+from trainloop import ramp as ramp_lib
 from trainloop.checkpoint import Checkpoints, structure_signature
 from trainloop.config_util import ConfigError
 from trainloop.metrics import MetricsWriter
@@ -159,9 +160,19 @@ def accumulate(fn, micro, accum: int, active=None):
     return loss * inv, aux, jax.tree_util.tree_map(lambda g: (g * inv).astype(g.dtype), tree)
 
 
+def step_table(config) -> ramp_lib.StepTable | None:
+    """The batch ramp's per-step table (`config.batch_ramp_microbatches`), or None without one."""
+    ramp = ramp_lib.from_config(config)
+    return None if ramp is None else ramp_lib.StepTable(ramp, int(config.num_steps))
+
+
 def make_train_step(task: Task, tx, schedule, config, mesh, step_key, data_key):
-    """The pure train step `(state, batch) -> (state, metrics)`; jitted by the caller."""
+    """The pure train step `(state, batch) -> (state, metrics)`; jitted by the caller.
+
+    With a batch ramp, step k uses only its first a(k) microbatches (`trainloop.ramp`).
+    """
     accum = int(config.grad_accum_steps)
+    table = step_table(config)
     log_every, num_steps = int(config.log_every), int(config.num_steps)
     batch_sharding = mesh_lib.batch_sharding(mesh)
 
@@ -183,6 +194,7 @@ def make_train_step(task: Task, tx, schedule, config, mesh, step_key, data_key):
                 lambda mb, i: grads_of(params, mb, jax.random.fold_in(rng, i)),
                 split_microbatches(batch, accum),
                 accum,
+                active=None if table is None else table.active(step),
             )
         updates, opt_state = tx.update(grads, state["opt_state"], params)
         new_params = jax.tree_util.tree_map(lambda p, u: p + u.astype(p.dtype), params, updates)
@@ -210,12 +222,18 @@ def make_train_step(task: Task, tx, schedule, config, mesh, step_key, data_key):
             # late, after `state` (and so state["nonfinite"]) has been donated to the next step.
             "nonfinite": nonfinite,
         }
+        if table is not None:
+            micro = int(config.batch_size) // accum
+            metrics["train/batch_size"] = table.active(step) * micro
         new_state = {
             "step": step + 1,
             "params": new_params,
             "opt_state": opt_state,
             "nonfinite": nonfinite,
         }
+        if table is not None:
+            micro = int(config.batch_size) // accum
+            metrics["train/batch_size"] = table.active(step) * micro
         return new_state, metrics
 
     return step_fn
@@ -318,7 +336,7 @@ def train_and_evaluate(
     root = jax.random.key(config.seed)
     init_key, step_key, data_key, eval_key = jax.random.split(root, 4)
     abstract_params = jax.eval_shape(task.init, init_key)
-    tx, schedule = make_optimizer(config.optimizer, num_steps, abstract_params)
+    tx, schedule = make_optimizer(config.optimizer, num_steps, abstract_params, step_table(config))
 
     init_state = make_init_state(task, tx)
 
@@ -420,7 +438,8 @@ def _run(config, task, mesh, state, start, num_steps, train_step, eval_step, ckp
         steps_per_sec = (logged_step - window["first"]) / max(now - window["start"], 1e-9)
         window.update(start=now, first=logged_step)
         metrics["train/steps_per_sec"] = steps_per_sec
-        metrics["train/examples_per_sec"] = steps_per_sec * config.batch_size
+        examples = metrics.get("train/batch_size", config.batch_size)  # ramped, or fixed
+        metrics["train/examples_per_sec"] = steps_per_sec * examples
         if "train/num_tokens" in metrics:
             metrics["train/tokens_per_sec"] = steps_per_sec * metrics["train/num_tokens"]
         writer.write(logged_step, metrics)

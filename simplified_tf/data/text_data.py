@@ -125,9 +125,11 @@ class TextData:
         val: token_store.TokenStore,
         global_batch_size: int,
         seed: int,
+        batch_ramp=None,
     ):
         self.config, self.kind, self.info, self.seed = cfg, kind, info, seed
         self.global_batch_size = global_batch_size
+        self.batch_ramp = batch_ramp  # a trainloop.ramp.BatchRamp, or None
         self.train_store, self.val_store = train, val
         self.train_rows = batches.pack(train.offsets, cfg.packing, kind, cfg.seq_len)
         self.val_rows = batches.pack(val.offsets, cfg.packing, kind, cfg.seq_len)
@@ -179,6 +181,10 @@ class TextData:
     # --- batches ---
     def _rows_to_batch(self, store, rows, idx, noise_3BT=None):
         tokens_NW, lengths_N = rows.gather(store.tokens, idx, self.pad_id)
+        return self.batch_arrays(tokens_NW, lengths_N, noise_3BT)
+
+    def batch_arrays(self, tokens_NW, lengths_N, noise_3BT=None) -> dict[str, np.ndarray]:
+        """The training arrays of gathered rows (MLM corruption from `noise_3BT` for BERT)."""
         if self.kind == "decoder":
             return batches.decoder_batch(
                 tokens_NW,
@@ -206,15 +212,55 @@ class TextData:
         )
 
     def host_batch(self, step: int, process_index: int = 0, process_count: int = 1):
-        """This process's rows of the global batch of `step` (pure function of seed and step)."""
-        idx = self.sampler.indices(step, process_index, process_count)
+        """This process's rows of the global batch of `step` (pure function of seed and step).
+
+        Under a batch ramp, global row r belongs to microbatch i = r mod A (the loop's strided
+        split) and is used only if i < a(step); used rows take consecutive stream positions
+        (nothing is skipped or repeated), unused rows are padding with zero weight.
+        """
+        sl = self.sampler.host_slice(process_index, process_count)
+        positions = self.stream_positions(step, sl)
+        used = positions >= 0
         noise = None
         if self.kind == "bert":
-            sl = self.sampler.host_slice(process_index, process_count)
             noise = masking.mask_noise(
                 self.seed, step, self.global_batch_size, self.config.seq_len
             )[:, sl]
-        return self._rows_to_batch(self.train_store, self.train_rows, idx, noise)
+        if used.all():
+            idx = self.sampler.rows_at(positions)
+            return self._rows_to_batch(self.train_store, self.train_rows, idx, noise)
+        idx = self.sampler.rows_at(np.where(used, positions, 0))
+        first = np.flatnonzero(used)[:1] if used.any() else np.zeros(1, np.int64)
+        part = self._rows_to_batch(
+            self.train_store,
+            self.train_rows,
+            idx[used] if used.any() else idx[first],
+            None if noise is None else noise[:, used if used.any() else first],
+        )
+        return self._pad_unused(part, used)
+
+    def _pad_unused(self, part: dict[str, np.ndarray], used: np.ndarray) -> dict[str, np.ndarray]:
+        """Full-size arrays: `part` at the used rows, padding (weight 0, invalid) elsewhere."""
+        out = {}
+        for k, v in part.items():
+            full = np.zeros((len(used),) + v.shape[1:], v.dtype)
+            if k in ("inputs", "targets"):
+                full[:] = self.pad_id
+            if used.any():
+                full[used] = v
+            out[k] = full
+        return out
+
+    def stream_positions(self, step: int, sl: slice) -> np.ndarray:
+        """Stream positions of global rows `sl` of step `step`; -1 for rows the step leaves unused."""
+        rows = np.arange(sl.start, sl.stop, dtype=np.int64)
+        if self.batch_ramp is None:
+            return step * self.global_batch_size + rows
+        full = self.batch_ramp.max_microbatches
+        consumed, micro = (int(x) for x in self.batch_ramp.at(step))
+        per_micro = self.global_batch_size // full
+        q, i = np.divmod(rows, full)
+        return np.where(i < micro, consumed * per_micro + q * micro + i, -1)
 
     def eval_batches(self) -> list[dict[str, np.ndarray]]:
         """Up to data.eval_batches fixed global batches of validation rows.
@@ -241,8 +287,14 @@ class TextData:
         return [dict(bt) for bt in self._eval_cache]
 
 
-def make_text_data(data_config, *, kind: str, global_batch_size: int, seed: int) -> TextData:
-    """Builds the text pipeline for `kind` ("decoder" | "bert") from `config.data`."""
+def make_text_data(
+    data_config, *, kind: str, global_batch_size: int, seed: int, batch_ramp=None
+) -> TextData:
+    """Builds the text pipeline for `kind` ("decoder" | "bert") from `config.data`.
+
+    `batch_ramp` (a `trainloop.ramp.BatchRamp`) makes each step's batch use only the rows of its
+    active microbatches, drawn consecutively from the stream (see `TextData.host_batch`).
+    """
     check_choice("data kind", kind, tokenizer.KINDS)
     cfg = DataConfig.parse(data_config)
     prepared = prepare.prepare(cfg, kind, cache_util.cache_root(cfg.cache_dir))
@@ -257,7 +309,7 @@ def make_text_data(data_config, *, kind: str, global_batch_size: int, seed: int)
         val.num_tokens,
         info.vocab_size,
     )
-    data = TextData(cfg, kind, info, train, val, global_batch_size, seed)
+    data = TextData(cfg, kind, info, train, val, global_batch_size, seed, batch_ramp)
     if cfg.eval_batches > 0 and len(data.val_rows) == 0:
         raise ConfigError(
             f"data.eval_batches={cfg.eval_batches} but the validation split "
