@@ -8,6 +8,7 @@ uninterrupted one exactly.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import signal
@@ -231,9 +232,6 @@ def make_train_step(task: Task, tx, schedule, config, mesh, step_key, data_key):
             "opt_state": opt_state,
             "nonfinite": nonfinite,
         }
-        if table is not None:
-            micro = int(config.batch_size) // accum
-            metrics["train/batch_size"] = table.active(step) * micro
         return new_state, metrics
 
     return step_fn
@@ -414,6 +412,9 @@ def _evaluate(task, eval_step, params, mesh, cache, accum: int = 1):
     return {f"eval/{k}": v for k, v in means.items()}
 
 
+_MAX_INFLIGHT = 2
+
+
 def _run(config, task, mesh, state, start, num_steps, train_step, eval_step, ckpts, writer, meta):
     """The step loop. Nothing in it waits for the device except on log, eval and checkpoint steps:
     host batches are prefetched, and a log step's metrics are read after the next step has been
@@ -426,6 +427,10 @@ def _run(config, task, mesh, state, start, num_steps, train_step, eval_step, ckp
         announce(f"Already at step {start} >= num_steps={num_steps}; nothing to train.")
     window = {"start": time.perf_counter(), "first": start}
     pending = []  # at most one (step, metrics on device) of a log step not yet read
+    # A scalar of each recent step: waiting for the one _MAX_INFLIGHT steps back bounds how far
+    # dispatch runs ahead of the device (and so the batches queued in device memory) without
+    # ever waiting for the step just dispatched.
+    inflight = collections.deque()
 
     def flush():
         if not pending:
@@ -457,6 +462,9 @@ def _run(config, task, mesh, state, start, num_steps, train_step, eval_step, ckp
             batch = prefetcher.get(step) if task.host_batch is not None else None
             state, metrics = train_step(state, batch)
             flush()  # the previous log step's metrics, now that this step is queued behind it
+            inflight.append(metrics["train/loss"])
+            if len(inflight) > _MAX_INFLIGHT:
+                inflight.popleft().block_until_ready()
             step += 1
             progress.update(step)
             is_last = step == num_steps
