@@ -224,8 +224,8 @@ class TextData:
         noise = None
         if self.kind == "bert":
             noise = masking.mask_noise(
-                self.seed, step, self.global_batch_size, self.config.seq_len
-            )[:, sl]
+                self.seed, step, self.global_batch_size, self.config.seq_len, rows=sl
+            )
         if used.all():
             idx = self.sampler.rows_at(positions)
             return self._rows_to_batch(self.train_store, self.train_rows, idx, noise)
