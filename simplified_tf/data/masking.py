@@ -6,9 +6,9 @@ Each valid, non-special position is selected independently with probability `mas
 and kept otherwise. Targets are the original tokens; weights are 1 exactly at selected positions.
 Special tokens ([CLS], [SEP], [PAD], ...) and padding are never selected.
 
-The noise of the global batch is one stream of a counter-based generator (Philox) keyed by
-(seed, step), laid out row by row, and each process draws only its own rows by jumping the counter
-to them, so masks do not depend on how the batch is sharded across processes and no host pays for
+The noise of the global batch is one stream of numpy's default generator (PCG64) keyed by
+(seed, step), laid out row by row, and each process draws only its own rows by jumping the
+generator ahead to them (`PCG64.advance`, one draw per value), so masks do not depend on how the batch is sharded across processes and no host pays for
 the others' rows.
 """
 
@@ -51,10 +51,9 @@ def mask_noise(
     rows = slice(0, batch_size) if rows is None else rows
     per_row = 3 * seq_len
     start, count = rows.start * per_row, (rows.stop - rows.start) * per_row
-    key = np.random.SeedSequence([seed, _MASK_STREAM, step]).generate_state(2, np.uint64)
-    bits = np.random.Philox(key=key)
-    bits.advance(start // 4)  # one Philox counter step yields 4 of the 64-bit draws
-    u = np.random.Generator(bits).random(start % 4 + count)[start % 4 :]
+    bits = np.random.PCG64(np.random.SeedSequence([seed, _MASK_STREAM, step]))
+    bits.advance(start)  # one 64-bit draw per float64
+    u = np.random.Generator(bits).random(count)
     return u.reshape(rows.stop - rows.start, 3, seq_len).transpose(1, 0, 2)
 
 
