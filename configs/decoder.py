@@ -15,7 +15,7 @@ Measured at size=quick (scripts/reproduce_simplified_tf.py --figure=parity --qui
 3 seeds): see docs/simplified_tf/parity/summary.md.
 
 Args: block (pre_ln|post_ln|parallel|v_skipinit|sas|sas_p|sas_p_nonorm), size, steps, lr, batch,
-accum (microbatches per batch; size=deep uses 2 to fit 16 GiB chips), seq (training length), dtype (float32|bfloat16), scan, remat, seed, beta_ff (init; skipless
+accum (microbatches per batch; size=deep uses 4 to fit 16 GB chips), seq (training length), dtype (float32|bfloat16), scan, remat, seed, beta_ff (init; skipless
 blocks), schedule (warmup_linear|warmup_cosine). 0 / "" keeps the preset. Other model switches:
 --config.model.<key>=... (see simplified_tf/model_config.py); the block preset itself is only
 applied through the `block=` arg. The recipe lives in simplified_tf/recipes.py.

@@ -34,10 +34,11 @@ DECODER_SCHEDULES = {
     "deep18": (43_000, 128, 500, 50, 5000),
     "deep": (43_000, 128, 500, 50, 5000),
 }
-# Microbatches per decoder batch where one batch does not fit: 72 layers at batch 128 need 16-18
-# GiB per device on 8 devices (bfloat16; `scripts/model_info.py --memory`), 2 x 64 about 9-10 GiB.
+# Microbatches per decoder batch where one batch does not fit: 72 layers at batch 128 need up to
+# 18.2 GiB per device on 8 devices (bfloat16, v_skipinit; `scripts/model_info.py --memory`), 14.2
+# GiB as 2 x 64 and 11.5 GiB as 4 x 32 (params and AdamW state, replicated, are ~7 GiB of it).
 # Accumulation is exact, so the recipe is unchanged (the reference itself ran 32 x 4).
-DECODER_ACCUM = {"deep": 2}
+DECODER_ACCUM = {"deep": 4}
 # Per size: (num_steps, batch_size, grad_accum_steps, eval_every, log_every, checkpoint_every).
 BERT_SCHEDULES = {
     "tiny": (50, 8, 1, 25, 10, 0),
