@@ -12,12 +12,15 @@ see docs/simplified_tf/bert/summary.md.
 
 Recipe (simplified_tf/recipes.py): AdamW (0.9, 0.98), eps 1e-12, weight decay 0.1, clip 0.5; peak
 LR 3e-3 for sas/sas_p, 2e-3 for sas_p_nonorm, 1e-3 for the baselines; LR rises linearly to its peak
-at 75% of training, then decays linearly. The Cramming batch ramp (to 8192 sequences at 60% of
-training) is not modelled: size=paper uses a fixed 8192-sequence batch made of 64-sequence
-microbatches (grad_accum_steps=128) and ~600K microbatch steps / 128 optimiser steps.
+at 75% of training, then decays linearly. size=paper: 8192-sequence batches of 64-sequence
+microbatches (grad_accum_steps=128), ~600K microbatches of data (steps=4700 full batches), and
+Cramming's batch ramp: the batch grows linearly from one microbatch to 8192 sequences, reached at
+60% of the data (batch_ramp_microbatches), which makes 17,203 optimizer steps; the LR schedule
+follows the data consumed (trainloop/ramp.py). ramp=0 gives a fixed batch (4700 steps).
 
 Args: block, size (tiny|quick|quick_deep|small|medium|paper), steps, lr, batch, accum, dtype,
-scan, remat, seed, beta_ff. 0 / "" keeps the preset. Model switches: --config.model.<key>=...
+scan, remat, seed, beta_ff, ramp. 0 / "" keeps the preset (ramp: -1). Model switches:
+--config.model.<key>=...
 """
 
 from simplified_tf.recipes import bert_config
@@ -27,6 +30,6 @@ from trainloop.config_util import parse_arg
 def get_config(arg=None):
     a = parse_arg(
         arg, block="pre_ln", size="small", steps=0, lr=0.0, batch=0, layers=0, accum=0, dtype="",
-        scan=True, remat=False, seed=0, beta_ff=0.0,
+        scan=True, remat=False, seed=0, beta_ff=0.0, ramp=-1.0,
     )  # fmt: skip
     return bert_config(**a.to_dict())

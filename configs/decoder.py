@@ -15,7 +15,7 @@ Measured at size=quick (scripts/reproduce_simplified_tf.py --figure=parity --qui
 3 seeds): see docs/simplified_tf/parity/summary.md.
 
 Args: block (pre_ln|post_ln|parallel|v_skipinit|sas|sas_p|sas_p_nonorm), size, steps, lr, batch,
-seq (training length), dtype (float32|bfloat16), scan, remat, seed, beta_ff (init; skipless
+accum (microbatches per batch; size=deep uses 4 to fit 16 GB chips), seq (training length), dtype (float32|bfloat16), scan, remat, seed, beta_ff (init; skipless
 blocks), schedule (warmup_linear|warmup_cosine). 0 / "" keeps the preset. Other model switches:
 --config.model.<key>=... (see simplified_tf/model_config.py); the block preset itself is only
 applied through the `block=` arg. The recipe lives in simplified_tf/recipes.py.
@@ -27,7 +27,8 @@ from trainloop.config_util import parse_arg
 
 def get_config(arg=None):
     a = parse_arg(
-        arg, block="pre_ln", size="small", steps=0, lr=0.0, batch=0, layers=0, seq=0, dtype="",
+        arg, block="pre_ln", size="small", steps=0, lr=0.0, batch=0, layers=0, accum=0, seq=0,
+        dtype="",
         scan=True, remat=False, seed=0, beta_ff=0.0, schedule="warmup_linear",
     )  # fmt: skip
     return decoder_config(**a.to_dict())

@@ -30,6 +30,7 @@ import numpy as np
 from simplified_tf.data import TextData, check_seq_len, make_text_data
 from simplified_tf.diagnostics import scalar_traces_arrays
 from simplified_tf.params import model_fns
+from trainloop import ramp as ramp_lib
 from trainloop.config_util import ConfigError
 from trainloop.task import Task
 
@@ -62,14 +63,15 @@ def _data_seed(config) -> int:
     return int(config.get("data_seed", config.seed))
 
 
-def make_task_and_data(config: ml_collections.ConfigDict, kind: str) -> tuple[Task, TextData]:
-    """The Task for `kind` ("decoder" | "bert") and the TextData behind it (for sampling, logs)."""
-    if config.model.kind != kind:
-        raise ConfigError(f"model.kind={config.model.kind!r} but this task needs kind={kind!r}.")
-    data = make_text_data(
-        config.data, kind=kind, global_batch_size=int(config.batch_size), seed=_data_seed(config)
-    )
-    _check_model_vs_data(config.model, data)
+def make_model_task(
+    config: ml_collections.ConfigDict, kind: str, host_batch=None, eval_batches=None
+) -> Task:
+    """The Task for `kind` ("decoder" | "bert") given its data functions.
+
+    Without data functions (`host_batch=None`) the task still has everything a compiled step needs
+    (init, loss, eval loss), which is what `trainloop.memory` compiles from abstract inputs; its
+    `host_batch` then refuses to run.
+    """
     fns = model_fns(config.model)
     init, merge = fns.init, fns.merge
     use_dropout = float(config.model.dropout) > 0
@@ -98,15 +100,51 @@ def make_task_and_data(config: ml_collections.ConfigDict, kind: str) -> tuple[Ta
     def eval_summary(means):
         return {"perplexity": float(np.exp(means["loss"]))}
 
-    task = Task(
+    def no_data(step, process_index, process_count):
+        raise RuntimeError("This task was built without data (for compiling only).")
+
+    return Task(
         init=init,
         loss=loss_fn,
         global_batch_size=int(config.batch_size),
-        host_batch=data.host_batch,
-        eval_batches=data.eval_batches if data.config.eval_batches > 0 else None,
+        host_batch=host_batch or no_data,
+        eval_batches=eval_batches,
         eval_loss=eval_loss,
         eval_summary=eval_summary,
         name=f"{'lm' if kind == 'decoder' else 'mlm'}/{config.model.block}",
+    )
+
+
+def abstract_batch(config: ml_collections.ConfigDict, kind: str, rows: int) -> dict:
+    """Shapes and dtypes of a batch of `rows` sequences, as `simplified_tf.data` makes them."""
+    shape = (rows, int(config.data.seq_len))
+    out = {
+        "inputs": jax.ShapeDtypeStruct(shape, jnp.int32),
+        "targets": jax.ShapeDtypeStruct(shape, jnp.int32),
+        "weights": jax.ShapeDtypeStruct(shape, jnp.float32),
+    }
+    if kind == "bert":
+        out["valid"] = jax.ShapeDtypeStruct(shape, jnp.bool_)
+    return out
+
+
+def make_task_and_data(config: ml_collections.ConfigDict, kind: str) -> tuple[Task, TextData]:
+    """The Task for `kind` ("decoder" | "bert") and the TextData behind it (for sampling, logs)."""
+    if config.model.kind != kind:
+        raise ConfigError(f"model.kind={config.model.kind!r} but this task needs kind={kind!r}.")
+    data = make_text_data(
+        config.data,
+        kind=kind,
+        global_batch_size=int(config.batch_size),
+        seed=_data_seed(config),
+        batch_ramp=ramp_lib.from_config(config),
+    )
+    _check_model_vs_data(config.model, data)
+    task = make_model_task(
+        config,
+        kind,
+        host_batch=data.host_batch,
+        eval_batches=data.eval_batches if data.config.eval_batches > 0 else None,
     )
     return task, data
 

@@ -12,6 +12,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.num_steps = 1000
     c.batch_size = 32  # global examples per optimiser step
     c.grad_accum_steps = 1  # microbatches per step (batch_size must divide evenly)
+    c.eval_accum_steps = 0  # microbatches per eval batch; 0 = grad_accum_steps
+    # Linear batch ramp (trainloop/ramp.py): from 1 microbatch to grad_accum_steps over this many
+    # consumed microbatches; 0 = a fixed batch.
+    c.batch_ramp_microbatches = 0
+    c.prefetch_batches = 2  # host batches built ahead in a background thread; 0 = none
     c.log_every = 50
     c.eval_every = 500  # 0 disables evaluation during training (still runs at the end)
     c.checkpoint_every = 1000  # 0 disables periodic checkpoints (still saves at the end)

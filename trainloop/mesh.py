@@ -87,3 +87,8 @@ def global_batch(local_batch, mesh: Mesh, global_batch_size: int):
         )
 
     return jax.tree_util.tree_map(one, local_batch)
+
+
+def num_batch_shards(mesh: Mesh) -> int:
+    """How many ways the batch is split (the product of the batch axes)."""
+    return math.prod(mesh.shape[a] for a in BATCH_AXES)

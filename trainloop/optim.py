@@ -58,15 +58,21 @@ def make_schedule(opt: ml_collections.ConfigDict, num_steps: int) -> optax.Sched
 
 
 def make_optimizer(
-    opt: ml_collections.ConfigDict, num_steps: int, params=None
+    opt: ml_collections.ConfigDict, num_steps: int, params=None, step_table=None
 ) -> tuple[optax.GradientTransformation, optax.Schedule]:
     """Builds `clip -> optimiser` (reference order: clip the raw gradient, then step).
 
     `params` (or an abstract tree of them) is needed only when `no_decay` or `frozen` rules are set;
-    masks are built from the parameter paths.
+    masks are built from the parameter paths. With a batch ramp (`step_table`, a
+    `trainloop.ramp.StepTable`), the schedule spans the run's full-batch equivalents and is read at
+    the data consumed before each step rather than at the step count.
     """
     check_choice("optimizer.name", opt.name, OPTIMIZERS)
-    schedule = make_schedule(opt, num_steps)
+    if step_table is None:
+        schedule = make_schedule(opt, num_steps)
+    else:
+        by_data = make_schedule(opt, step_table.schedule_steps)
+        schedule = lambda count: by_data(step_table.schedule_position(count))
     wd = float(opt.weight_decay)
     needs_params = bool(opt.no_decay) or bool(opt.frozen)
     if needs_params and params is None:

@@ -8,7 +8,8 @@ mask, frozen parameters) and FSDP sharding match against.
 Exactly one of `host_batch` and `device_batch` is given:
 - `host_batch(step, process_index, process_count)` returns this process's share of the global batch
   for `step` as numpy arrays (leading axis = examples). It must be a pure function of its arguments so
-  that resuming needs no iterator state.
+  that resuming needs no iterator state. Under a batch ramp (`trainloop.ramp`) the shape stays the
+  full batch; rows of the microbatches a step does not use may hold padding.
 - `device_batch(rng)` builds the whole global batch on device inside the jitted step (synthetic data,
   e.g. fresh regression prompts); the loop passes `fold_in(data_key, step)`.
 """

@@ -8,6 +8,7 @@ uninterrupted one exactly.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import signal
@@ -21,10 +22,12 @@ import numpy as np
 from absl import logging
 
 from trainloop import mesh as mesh_lib
+from trainloop import ramp as ramp_lib
 from trainloop.checkpoint import Checkpoints, structure_signature
 from trainloop.config_util import ConfigError
 from trainloop.metrics import MetricsWriter
 from trainloop.optim import global_norm, make_optimizer
+from trainloop.prefetch import Prefetcher
 from trainloop.progress import Progress
 from trainloop.task import Task
 
@@ -105,14 +108,72 @@ def make_init_state(task: Task, tx):
 _SUMMED = ("weight", "num_tokens")
 
 
+def split_microbatches(batch, accum: int):
+    """[B, ...] leaves -> [accum, B / accum, ...]: microbatch i takes rows i, i+accum, ...
+
+    Strided rather than contiguous, so that every device of a batch-sharded array holds a share of
+    each microbatch and no device idles while the others compute.
+    """
+
+    def split(x):
+        x = x.reshape((x.shape[0] // accum, accum) + x.shape[1:])
+        return jnp.swapaxes(x, 0, 1)
+
+    return jax.tree_util.tree_map(split, batch)
+
+
 def is_log_step(steps_done, log_every: int, num_steps: int):
     """Whether train metrics are read after `steps_done` steps (Python ints or traced arrays)."""
     return (steps_done % log_every == 0) | (steps_done == num_steps)
 
 
+def accumulate(fn, micro, accum: int, active=None):
+    """Combines `fn(microbatch, i) -> (loss, metrics, tree)` over `accum` microbatches in a scan.
+
+    Microbatches are combined in proportion to their `weight` metric when the task reports one
+    (e.g. predicted-token counts), which makes the accumulated loss, metrics and tree (gradients)
+    equal to the full batch's token-weighted mean; otherwise uniformly. Metrics in `_SUMMED` add
+    up. Microbatches `i >= active` (a traced count, or None for all) are skipped by a `lax.cond`,
+    so they cost no compute and carry no weight.
+    """
+
+    def weighted(mb, i):
+        loss, aux, tree = fn(mb, i)
+        w = aux["weight"].astype(jnp.float32) if "weight" in aux else jnp.float32(1.0)
+        scaled = {k: v if k in _SUMMED else v * w for k, v in aux.items()}
+        return w, (loss * w, scaled, jax.tree_util.tree_map(lambda g: g * w, tree))
+
+    first = jax.tree_util.tree_map(lambda x: x[0], micro)
+    zeros = jax.eval_shape(weighted, first, 0)
+    zeros = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), zeros)
+
+    def body(carry, inputs):
+        i, mb = inputs
+        if active is None:
+            terms = weighted(mb, i)
+        else:
+            terms = jax.lax.cond(i < active, lambda: weighted(mb, i), lambda: zeros)
+        return jax.tree_util.tree_map(jnp.add, carry, terms), None
+
+    (total_w, (loss, aux, tree)), _ = jax.lax.scan(body, zeros, (jnp.arange(accum), micro))
+    inv = 1.0 / jnp.maximum(total_w, jnp.finfo(jnp.float32).tiny)
+    aux = {k: v if k in _SUMMED else v * inv for k, v in aux.items()}
+    return loss * inv, aux, jax.tree_util.tree_map(lambda g: (g * inv).astype(g.dtype), tree)
+
+
+def step_table(config) -> ramp_lib.StepTable | None:
+    """The batch ramp's per-step table (`config.batch_ramp_microbatches`), or None without one."""
+    ramp = ramp_lib.from_config(config)
+    return None if ramp is None else ramp_lib.StepTable(ramp, int(config.num_steps))
+
+
 def make_train_step(task: Task, tx, schedule, config, mesh, step_key, data_key):
-    """The pure train step `(state, batch) -> (state, metrics)`; jitted by the caller."""
+    """The pure train step `(state, batch) -> (state, metrics)`; jitted by the caller.
+
+    With a batch ramp, step k uses only its first a(k) microbatches (`trainloop.ramp`).
+    """
     accum = int(config.grad_accum_steps)
+    table = step_table(config)
     log_every, num_steps = int(config.log_every), int(config.num_steps)
     batch_sharding = mesh_lib.batch_sharding(mesh)
 
@@ -130,34 +191,12 @@ def make_train_step(task: Task, tx, schedule, config, mesh, step_key, data_key):
         if accum == 1:
             loss, aux, grads = grads_of(params, batch, rng)
         else:
-            # Microbatch i takes rows i, i+accum, ... so every device holds a share of each one.
-            def split(x):
-                x = x.reshape((x.shape[0] // accum, accum) + x.shape[1:])
-                return jnp.swapaxes(x, 0, 1)
-
-            micro = jax.tree_util.tree_map(split, batch)
-
-            def weighted(mb, i):
-                # Microbatches are combined in proportion to their `weight` metric when the task
-                # reports one (e.g. predicted-token counts), which makes the accumulated loss and
-                # gradient equal to the full batch's token-weighted mean; otherwise uniformly.
-                loss, aux, grads = grads_of(params, mb, jax.random.fold_in(rng, i))
-                w = aux["weight"].astype(jnp.float32) if "weight" in aux else jnp.float32(1.0)
-                scaled = {k: v if k in _SUMMED else v * w for k, v in aux.items()}
-                return w, (loss * w, scaled, jax.tree_util.tree_map(lambda g: g * w, grads))
-
-            def body(carry, inputs):
-                w, terms = weighted(inputs[1], inputs[0])
-                return jax.tree_util.tree_map(jnp.add, carry, (w, terms)), None
-
-            first = jax.tree_util.tree_map(lambda x: x[0], micro)
-            zeros = jax.eval_shape(weighted, first, 0)
-            zeros = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), zeros)
-            (total_w, (loss, aux, grads)), _ = jax.lax.scan(body, zeros, (jnp.arange(accum), micro))
-            inv = 1.0 / jnp.maximum(total_w, jnp.finfo(jnp.float32).tiny)
-            loss = loss * inv
-            aux = {k: v if k in _SUMMED else v * inv for k, v in aux.items()}
-            grads = jax.tree_util.tree_map(lambda g: (g * inv).astype(g.dtype), grads)
+            loss, aux, grads = accumulate(
+                lambda mb, i: grads_of(params, mb, jax.random.fold_in(rng, i)),
+                split_microbatches(batch, accum),
+                accum,
+                active=None if table is None else table.active(step),
+            )
         updates, opt_state = tx.update(grads, state["opt_state"], params)
         new_params = jax.tree_util.tree_map(lambda p, u: p + u.astype(p.dtype), params, updates)
         grad_norm = global_norm(grads)
@@ -180,7 +219,13 @@ def make_train_step(task: Task, tx, schedule, config, mesh, step_key, data_key):
             "train/param_norm": param_norm,
             "train/update_norm": update_norm,
             "train/lr": schedule(step),
+            # Not logged: lets the loop check for NaN from a log step's metrics read one step
+            # late, after `state` (and so state["nonfinite"]) has been donated to the next step.
+            "nonfinite": nonfinite,
         }
+        if table is not None:
+            micro = int(config.batch_size) // accum
+            metrics["train/batch_size"] = table.active(step) * micro
         new_state = {
             "step": step + 1,
             "params": new_params,
@@ -192,10 +237,33 @@ def make_train_step(task: Task, tx, schedule, config, mesh, step_key, data_key):
     return step_fn
 
 
-def _eval_fn(task: Task, eval_key):
+def eval_accum_steps(config) -> int:
+    """Microbatches per eval batch: `eval_accum_steps`, or training's `grad_accum_steps` if 0."""
+    return int(config.get("eval_accum_steps", 0) or config.grad_accum_steps)
+
+
+def make_eval_step(task: Task, eval_key, accum: int = 1):
+    """The pure eval step `(params, batch) -> (loss, metrics)` over one eval batch.
+
+    With `accum > 1` the batch runs as `accum` microbatches inside one program (a `lax.scan`, as in
+    training), so evaluation needs the memory of one microbatch rather than of the whole batch
+    (the float32 logits of an 8192-sequence BERT batch at vocab 32768 alone take 137 GB). They are
+    combined by `accumulate`, token-weighted, so the result equals the whole-batch value.
+    """
     if task.eval_loss is not None:
-        return task.eval_loss
-    return lambda params, batch: task.loss(params, batch, eval_key)
+        fn = task.eval_loss
+    else:
+        fn = lambda params, batch: task.loss(params, batch, eval_key)
+    if accum == 1:
+        return fn
+
+    def eval_step(params, batch):
+        loss, aux, _ = accumulate(
+            lambda mb, i: (*fn(params, mb), {}), split_microbatches(batch, accum), accum
+        )
+        return loss, aux
+
+    return eval_step
 
 
 def _place_global(batch, mesh):
@@ -236,9 +304,14 @@ class _StopFlag:
         for s, h in self._previous.items():
             signal.signal(s, h)
 
-    def should_stop(self) -> bool:
+    def should_stop(self, sync: bool = True) -> bool:
+        """Whether to stop now. Across processes every one must agree, which needs a blocking
+        all-gather; the loop asks for it (`sync`) on log and checkpoint steps only, and on other
+        steps a multi-process run carries on until the next one."""
         flag = self.signum is not None
         if jax.process_count() > 1:
+            if not sync:
+                return False
             from jax.experimental import multihost_utils
 
             flag = bool(np.any(multihost_utils.process_allgather(np.int32(flag))))
@@ -261,7 +334,7 @@ def train_and_evaluate(
     root = jax.random.key(config.seed)
     init_key, step_key, data_key, eval_key = jax.random.split(root, 4)
     abstract_params = jax.eval_shape(task.init, init_key)
-    tx, schedule = make_optimizer(config.optimizer, num_steps, abstract_params)
+    tx, schedule = make_optimizer(config.optimizer, num_steps, abstract_params, step_table(config))
 
     init_state = make_init_state(task, tx)
 
@@ -290,7 +363,8 @@ def train_and_evaluate(
 
         step_fn = make_train_step(task, tx, schedule, config, mesh, step_key, data_key)
         train_step = jax.jit(step_fn, donate_argnums=(0,), out_shardings=(shardings, None))
-        eval_step = jax.jit(_eval_fn(task, eval_key))
+        eval_accum = eval_accum_steps(config)
+        eval_step = jax.jit(make_eval_step(task, eval_key, eval_accum))
         return _run(
             config, task, mesh, state, start, num_steps, train_step, eval_step, ckpts, writer, meta
         )
@@ -309,10 +383,19 @@ def _check_finite(state) -> None:
         )
 
 
-def _evaluate(task, eval_step, params, mesh, cache):
+def _evaluate(task, eval_step, params, mesh, cache, accum: int = 1):
     if task.eval_batches is None:
         return {}
     if "batches" not in cache:
+        n = mesh_lib.num_batch_shards(mesh)
+        for b in task.eval_batches():
+            rows = jax.tree_util.tree_leaves(b)[0].shape[0]
+            if rows % (accum * n):
+                raise ConfigError(
+                    f"An eval batch of {rows} rows does not split into eval_accum_steps={accum} "
+                    f"microbatches over {n} data-parallel devices; set eval_accum_steps so that "
+                    f"{rows} is a multiple of eval_accum_steps x {n}."
+                )
         cache["batches"] = [_place_global(b, mesh) for b in task.eval_batches()]
     totals, weight_sum = {}, 0.0
     for batch in cache["batches"]:
@@ -329,54 +412,87 @@ def _evaluate(task, eval_step, params, mesh, cache):
     return {f"eval/{k}": v for k, v in means.items()}
 
 
+_MAX_INFLIGHT = 2
+
+
 def _run(config, task, mesh, state, start, num_steps, train_step, eval_step, ckpts, writer, meta):
+    """The step loop. Nothing in it waits for the device except on log, eval and checkpoint steps:
+    host batches are prefetched, and a log step's metrics are read after the next step has been
+    dispatched (one step late, as in nanodo), so the device never idles while the host logs."""
     result = TrainResult(step=start, state=state)
     eval_cache: dict = {}
+    eval_accum = eval_accum_steps(config)
     progress = Progress(num_steps, start, enabled=config.progress_bar)
     if start >= num_steps:
         announce(f"Already at step {start} >= num_steps={num_steps}; nothing to train.")
-    window_start, window_steps = time.perf_counter(), 0
-    with _StopFlag() as stop:
+    window = {"start": time.perf_counter(), "first": start}
+    pending = []  # at most one (step, metrics on device) of a log step not yet read
+    # A scalar of each recent step: waiting for the one _MAX_INFLIGHT steps back bounds how far
+    # dispatch runs ahead of the device (and so the batches queued in device memory) without
+    # ever waiting for the step just dispatched.
+    inflight = collections.deque()
+
+    def flush():
+        if not pending:
+            return
+        logged_step, metrics = pending.pop()
+        metrics = jax.device_get(metrics)
+        _check_finite(metrics)  # the step's `nonfinite` record rides along with its metrics
+        metrics = {k: float(v) for k, v in metrics.items() if k != "nonfinite"}
+        now = time.perf_counter()
+        steps_per_sec = (logged_step - window["first"]) / max(now - window["start"], 1e-9)
+        window.update(start=now, first=logged_step)
+        metrics["train/steps_per_sec"] = steps_per_sec
+        examples = metrics.get("train/batch_size", config.batch_size)  # ramped, or fixed
+        metrics["train/examples_per_sec"] = steps_per_sec * examples
+        if "train/num_tokens" in metrics:
+            metrics["train/tokens_per_sec"] = steps_per_sec * metrics["train/num_tokens"]
+        writer.write(logged_step, metrics)
+        progress.show(metrics)
+        result.last_train_metrics = metrics
+
+    def make_batch(step):
+        local = task.host_batch(step, jax.process_index(), jax.process_count())
+        return mesh_lib.global_batch(local, mesh, config.batch_size)
+
+    depth = int(config.get("prefetch_batches", 2)) if task.host_batch is not None else 0
+    with _StopFlag() as stop, Prefetcher(make_batch, num_steps, depth) as prefetcher:
         step = start
         while step < num_steps:
-            if task.host_batch is not None:
-                local = task.host_batch(step, jax.process_index(), jax.process_count())
-                batch = mesh_lib.global_batch(local, mesh, config.batch_size)
-            else:
-                batch = None
+            batch = prefetcher.get(step) if task.host_batch is not None else None
             state, metrics = train_step(state, batch)
+            flush()  # the previous log step's metrics, now that this step is queued behind it
+            inflight.append(metrics["train/loss"])
+            if len(inflight) > _MAX_INFLIGHT:
+                inflight.popleft().block_until_ready()
             step += 1
-            window_steps += 1
             progress.update(step)
             is_last = step == num_steps
-            if is_log_step(step, config.log_every, num_steps):
-                _check_finite(state)
-                metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                elapsed = time.perf_counter() - window_start
-                steps_per_sec = window_steps / max(elapsed, 1e-9)
-                metrics["train/steps_per_sec"] = steps_per_sec
-                metrics["train/examples_per_sec"] = steps_per_sec * config.batch_size
-                if "train/num_tokens" in metrics:
-                    metrics["train/tokens_per_sec"] = steps_per_sec * metrics["train/num_tokens"]
-                writer.write(step, metrics)
-                progress.show(metrics)
-                result.last_train_metrics = metrics
-                window_start, window_steps = time.perf_counter(), 0
-            if (config.eval_every and step % config.eval_every == 0) or is_last:
-                eval_metrics = _evaluate(task, eval_step, state["params"], mesh, eval_cache)
+            log_step = bool(is_log_step(step, config.log_every, num_steps))
+            if log_step:
+                pending.append((step, metrics))
+            evaluate = (config.eval_every and step % config.eval_every == 0) or is_last
+            periodic = config.checkpoint_every and step % config.checkpoint_every == 0
+            if evaluate or periodic or is_last:
+                flush()
+            if evaluate:
+                eval_metrics = _evaluate(
+                    task, eval_step, state["params"], mesh, eval_cache, eval_accum
+                )
                 if eval_metrics:
                     writer.write(step, eval_metrics)
                     progress.show(eval_metrics)
                     result.last_eval_metrics = eval_metrics
-            interrupted = stop.should_stop()
-            periodic = config.checkpoint_every and step % config.checkpoint_every == 0
+            interrupted = stop.should_stop(sync=log_step or bool(periodic) or is_last)
             if periodic or is_last or interrupted:
+                flush()
                 _check_finite(state)
                 ckpts.save(step, state, meta, force=True)
             if interrupted:
                 result.interrupted, result.signal = True, stop.signum
                 announce(f"Stopped by signal {stop.signum} at step {step}; checkpoint saved.")
                 break
+        flush()
     progress.close()
     ckpts.wait()
     result.step, result.state = step, state

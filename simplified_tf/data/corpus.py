@@ -1,6 +1,10 @@
 """Text corpora: the embedded Python standard library, local files/folders, or HF datasets.
 
-A corpus is an ordered list of documents (name, text). Names are stable and unique (paths relative
+A corpus is an ordered stream of documents (name, text): `open_corpus` returns a `CorpusSource`
+whose `documents()` reads them one at a time, so no more than one file (or one block of dataset
+rows) is in memory, and whose `fingerprint` identifies the content without reading it (file
+names, sizes and modification times; the dataset's own fingerprint for HF). `load_corpus` gathers
+the stream into a list for small corpora and tests. Names are stable and unique (paths relative
 to the corpus root, `file.jsonl:LINE` for JSON lines, `hf:<name>:INDEX` for datasets), so the
 train/validation split, which hashes names, does not depend on where the corpus lives on disk.
 
@@ -25,6 +29,7 @@ import json
 import os
 import pathlib
 import sysconfig
+from collections.abc import Callable, Iterator
 
 from absl import logging
 
@@ -91,48 +96,71 @@ def _read_text(path: pathlib.Path) -> str | None:
         return None
 
 
-def _jsonl_documents(path: pathlib.Path, name: str, text: str, text_field: str):
-    """Returns (documents, number of malformed lines) of a JSON-lines file."""
-    docs, bad = [], 0
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            bad += 1
-            continue
-        if not isinstance(record, dict) or text_field not in record:
-            keys = sorted(record) if isinstance(record, dict) else type(record).__name__
-            raise ConfigError(
-                f"{path}:{lineno} has no text field {text_field!r} (found {keys}). "
-                "Set data.text_field to the key holding the document text."
-            )
-        if not isinstance(record[text_field], str):
-            bad += 1
-            continue
-        docs.append(Document(f"{name}:{lineno}", record[text_field]))
-    return docs, bad
+@dataclasses.dataclass
+class ScanStats:
+    """What a pass over a corpus skipped (filled in while `CorpusSource.documents()` streams)."""
+
+    num_documents: int = 0
+    num_bytes: int = 0
+    num_skipped: int = 0  # unreadable, binary or non-UTF-8 files; malformed JSON lines
+    num_empty: int = 0
 
 
-def _local_corpus(root: pathlib.Path, files: list[pathlib.Path], text_field: str):
-    docs, skipped = [], 0
+def _jsonl_documents(path: pathlib.Path, name: str, text_field: str, stats: ScanStats):
+    """Streams the documents of a JSON-lines file line by line; bad lines are counted, not fatal."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115 (closed below; a generator cannot use `with` across yields safely)
+    except OSError:
+        stats.num_skipped += 1
+        return
+    with f:
+        for lineno, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                stats.num_skipped += 1
+                continue
+            if not isinstance(record, dict) or text_field not in record:
+                keys = sorted(record) if isinstance(record, dict) else type(record).__name__
+                raise ConfigError(
+                    f"{path}:{lineno} has no text field {text_field!r} (found {keys}). "
+                    "Set data.text_field to the key holding the document text."
+                )
+            if not isinstance(record[text_field], str):
+                stats.num_skipped += 1
+                continue
+            yield Document(f"{name}:{lineno}", record[text_field])
+
+
+def _local_documents(root: pathlib.Path, files: list[pathlib.Path], text_field, stats):
     for path in files:
         name = path.name if root.is_file() else path.relative_to(root).as_posix()
+        if path.suffix == ".jsonl":
+            yield from _jsonl_documents(path, name, text_field, stats)
+            continue
         text = _read_text(path)
         if text is None:
-            skipped += 1
+            stats.num_skipped += 1
             continue
-        if path.suffix == ".jsonl":
-            jdocs, bad = _jsonl_documents(path, name, text, text_field)
-            docs += jdocs
-            skipped += bad
-        else:
-            docs.append(Document(name, text))
-    return docs, skipped
+        yield Document(name, text)
 
 
-def _hf_corpus(name: str, text_field: str, max_documents: int):
+def _manifest_fingerprint(root: pathlib.Path, files: list[pathlib.Path], extra: str) -> str:
+    """Identifies a local corpus by its files' names, sizes and modification times (no reading)."""
+    h = hashlib.sha256(f"local-v1|{extra}".encode())
+    for path in files:
+        st = path.stat()
+        name = path.name if root.is_file() else path.relative_to(root).as_posix()
+        h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+_HF_ROWS_PER_READ = 1000
+
+
+def _hf_dataset(name: str, text_field: str, max_documents: int):
     try:
         import datasets  # noqa: PLC0415 (optional dependency)
     except ImportError:
@@ -143,7 +171,7 @@ def _hf_corpus(name: str, text_field: str, max_documents: int):
         ) from None
     split = f"train[:{max_documents}]" if max_documents > 0 else "train"
     try:
-        ds = datasets.load_dataset(name, split=split)
+        ds = datasets.load_dataset(name, split=split)  # Arrow files, memory-mapped from disk
     except Exception as e:  # offline, unknown name, ...: all user-fixable
         raise ConfigError(
             f"Could not load dataset {name!r} (split {split!r}): {type(e).__name__}: {e}. "
@@ -154,12 +182,64 @@ def _hf_corpus(name: str, text_field: str, max_documents: int):
         raise ConfigError(
             f"Dataset {name!r} has no text field {text_field!r}; columns: {ds.column_names}."
         )
-    docs = [Document(f"hf:{name}:{i}", t) for i, t in enumerate(ds[text_field]) if t]
-    return docs, 0
+    return ds
 
 
-def load_corpus(source: str, *, text_field: str = "text", max_documents: int = 0) -> Corpus:
-    """Loads the documents of `source` ("stdlib", a local path, or "hf:<name>").
+def _hf_documents(ds, name: str, text_field: str, stats: ScanStats):
+    """Reads the text column in blocks of rows (never the whole split as a Python list)."""
+    for start in range(0, len(ds), _HF_ROWS_PER_READ):
+        block = ds[start : start + _HF_ROWS_PER_READ][text_field]
+        for i, text in enumerate(block, start=start):
+            if text:
+                yield Document(f"hf:{name}:{i}", text)
+
+
+@dataclasses.dataclass(frozen=True)
+class CorpusSource:
+    """A corpus opened for streaming; see the module docstring."""
+
+    source: str
+    where: str
+    fingerprint: str
+    max_documents: int
+    _stream: Callable[[ScanStats], Iterator[Document]]
+
+    def documents(self, stats: ScanStats | None = None) -> Iterator[Document]:
+        """The usable, non-empty documents in order (at most `max_documents`).
+
+        Raises ConfigError at the end of the stream if there were none.
+        """
+        stats = ScanStats() if stats is None else stats
+        for doc in self._stream(stats):
+            if not doc.text.strip():
+                stats.num_empty += 1
+                continue
+            stats.num_documents += 1
+            stats.num_bytes += len(doc.text)
+            yield doc
+            if self.max_documents and stats.num_documents >= self.max_documents:
+                break
+        if stats.num_documents == 0:
+            raise ConfigError(
+                f"data.source={self.source!r}: no usable text in {self.where} "
+                f"({stats.num_skipped} unreadable, binary or non-UTF-8 files/lines skipped, "
+                f"{stats.num_empty} empty). Accepted: UTF-8 {', '.join(TEXT_EXTENSIONS)} files."
+            )
+
+    def log(self, stats: ScanStats) -> None:
+        logging.info(
+            "Corpus %s: %d documents, %.1f MB (%d skipped as unreadable/binary/non-UTF-8, "
+            "%d empty).",
+            self.where,
+            stats.num_documents,
+            stats.num_bytes / 1e6,
+            stats.num_skipped,
+            stats.num_empty,
+        )
+
+
+def open_corpus(source: str, *, text_field: str = "text", max_documents: int = 0) -> CorpusSource:
+    """Opens `source` ("stdlib", a local path, or "hf:<name>") for streaming; checks it exists.
 
     `max_documents > 0` keeps the first documents in the deterministic order.
     """
@@ -167,54 +247,63 @@ def load_corpus(source: str, *, text_field: str = "text", max_documents: int = 0
         raise ConfigError("data.source is empty; use 'stdlib', a local path, or 'hf:<name>'.")
     if max_documents < 0:
         raise ConfigError(f"data.max_documents={max_documents} must be >= 0 (0 = no cap).")
+    extra = f"{text_field}|{max_documents}"
     if source.startswith("hf:"):
-        docs, skipped = _hf_corpus(source[3:], text_field, max_documents)
-        where = source
+        name = source[3:]
+        ds = _hf_dataset(name, text_field, max_documents)
+        fp = hashlib.sha256(f"hf-v1|{name}|{getattr(ds, '_fingerprint', '')}|{extra}".encode())
+        stream = lambda stats: _hf_documents(ds, name, text_field, stats)
+        return CorpusSource(source, source, fp.hexdigest(), max_documents, stream)
+    if source == "stdlib":
+        root, extensions = stdlib_root(), (".py",)
     else:
-        if source == "stdlib":
-            root, extensions = stdlib_root(), (".py",)
-        else:
-            root, extensions = pathlib.Path(source).expanduser(), TEXT_EXTENSIONS
-        if not root.exists():
-            raise ConfigError(
-                f"data.source={source!r}: path {root} does not exist. Use 'stdlib', "
-                f"'hf:<name>', or a file/folder of {', '.join(TEXT_EXTENSIONS)} files."
-            )
-        if root.is_file():
-            if not root.name.endswith(extensions):
-                raise ConfigError(
-                    f"data.source={source!r}: {root} is not one of the accepted file types "
-                    f"({', '.join(extensions)})."
-                )
-            files = [root]
-        else:
-            files = _walk(root, extensions)
-        if not files:
-            raise ConfigError(
-                f"data.source={source!r}: no {', '.join(extensions)} files found under {root} "
-                "(test folders, site-packages and hidden folders are not searched)."
-            )
-        docs, skipped = _local_corpus(root, files, text_field)
-        where = str(root)
-    num_empty = sum(1 for d in docs if not d.text.strip())
-    docs = [d for d in docs if d.text.strip()]
-    if max_documents > 0:
-        docs = docs[:max_documents]
-    if not docs:
+        root, extensions = pathlib.Path(source).expanduser(), TEXT_EXTENSIONS
+    if not root.exists():
         raise ConfigError(
-            f"data.source={source!r}: no usable text in {where} ({skipped} unreadable, binary or "
-            f"non-UTF-8 files/lines skipped, {num_empty} empty). Accepted: UTF-8 "
-            f"{', '.join(TEXT_EXTENSIONS)} files."
+            f"data.source={source!r}: path {root} does not exist. Use 'stdlib', "
+            f"'hf:<name>', or a file/folder of {', '.join(TEXT_EXTENSIONS)} files."
         )
-    logging.info(
-        "Corpus %s: %d documents, %.1f MB (%d skipped as unreadable/binary/non-UTF-8, %d empty).",
-        where,
-        len(docs),
-        sum(len(d.text) for d in docs) / 1e6,
-        skipped,
-        num_empty,
-    )
-    return Corpus(source=source, documents=tuple(docs), num_skipped=skipped)
+    if root.is_file():
+        if not root.name.endswith(extensions):
+            raise ConfigError(
+                f"data.source={source!r}: {root} is not one of the accepted file types "
+                f"({', '.join(extensions)})."
+            )
+        files = [root]
+    else:
+        files = _walk(root, extensions)
+    if not files:
+        raise ConfigError(
+            f"data.source={source!r}: no {', '.join(extensions)} files found under {root} "
+            "(test folders, site-packages and hidden folders are not searched)."
+        )
+    fp = _manifest_fingerprint(root, files, extra)
+    stream = lambda stats: _local_documents(root, files, text_field, stats)
+    return CorpusSource(source, str(root), fp, max_documents, stream)
+
+
+def load_corpus(source: str, *, text_field: str = "text", max_documents: int = 0) -> Corpus:
+    """All documents of `source` in memory (see `open_corpus` to stream them instead)."""
+    opened = open_corpus(source, text_field=text_field, max_documents=max_documents)
+    stats = ScanStats()
+    docs = tuple(opened.documents(stats))
+    opened.log(stats)
+    return Corpus(source=source, documents=docs, num_skipped=stats.num_skipped)
+
+
+def is_validation(name: str, val_fraction: float) -> bool:
+    """The split rule for one document: hash(name) / 2**64 < val_fraction."""
+    return unit_hash(name) < val_fraction
+
+
+def unit_hash(name: str) -> float:
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def check_val_fraction(val_fraction: float) -> None:
+    if not 0.0 <= val_fraction < 1.0:
+        raise ConfigError(f"data.val_fraction={val_fraction} must be in [0, 1).")
 
 
 def split_documents(
@@ -227,14 +316,8 @@ def split_documents(
     With val_fraction > 0 and at least two documents, validation gets at least one document (the
     lowest hash) and train keeps at least one.
     """
-    if not 0.0 <= val_fraction < 1.0:
-        raise ConfigError(f"data.val_fraction={val_fraction} must be in [0, 1).")
-
-    def unit(doc):
-        digest = hashlib.sha256(doc.name.encode("utf-8", "surrogatepass")).digest()
-        return int.from_bytes(digest[:8], "big") / 2.0**64
-
-    u = [unit(d) for d in documents]
+    check_val_fraction(val_fraction)
+    u = [unit_hash(d.name) for d in documents]
     is_val = [x < val_fraction for x in u]
     if val_fraction > 0 and len(documents) >= 2:
         order = sorted(range(len(documents)), key=u.__getitem__)

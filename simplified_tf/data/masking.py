@@ -6,8 +6,10 @@ Each valid, non-special position is selected independently with probability `mas
 and kept otherwise. Targets are the original tokens; weights are 1 exactly at selected positions.
 Special tokens ([CLS], [SEP], [PAD], ...) and padding are never selected.
 
-The noise is drawn for the whole global batch from a generator seeded by (seed, step), and each
-process slices its rows, so masks do not depend on how the batch is sharded across processes.
+The noise of the global batch is one stream of numpy's default generator (PCG64) keyed by
+(seed, step), laid out row by row, and each process draws only its own rows by jumping the
+generator ahead to them (`PCG64.advance`, one draw per value), so masks do not depend on how the batch is sharded across processes and no host pays for
+the others' rows.
 """
 
 from __future__ import annotations
@@ -41,10 +43,18 @@ class MaskSpec:
             )
 
 
-def mask_noise(seed: int, step: int, batch_size: int, seq_len: int) -> np.ndarray:
-    """Uniform noise [3, B, T] for the global batch of `step`: selection, action, random token."""
-    rng = np.random.default_rng([seed, _MASK_STREAM, step])
-    return rng.random((3, batch_size, seq_len))
+def mask_noise(
+    seed: int, step: int, batch_size: int, seq_len: int, rows: slice | None = None
+) -> np.ndarray:
+    """Uniform noise [3, R, T] (selection, action, random token) for `rows` (default: all B) of
+    the global batch of `step`; any slice equals the same rows of the whole batch's noise."""
+    rows = slice(0, batch_size) if rows is None else rows
+    per_row = 3 * seq_len
+    start, count = rows.start * per_row, (rows.stop - rows.start) * per_row
+    bits = np.random.PCG64(np.random.SeedSequence([seed, _MASK_STREAM, step]))
+    bits.advance(start)  # one 64-bit draw per float64
+    u = np.random.Generator(bits).random(count)
+    return u.reshape(rows.stop - rows.start, 3, seq_len).transpose(1, 0, 2)
 
 
 def ordinary_ids(vocab_size: int, special_ids) -> np.ndarray:

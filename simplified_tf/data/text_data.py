@@ -6,8 +6,10 @@ Batches are dicts of numpy arrays with a leading example axis:
 - bert: inputs (corrupted), targets (original tokens), weights (1 at selected positions), all
   [B, T], and valid bool [B, T] (False at padding).
 
-Every process runs the same deterministic pipeline (the caches make repeats cheap and are safe
-under concurrent writers) and then takes its own rows of each global batch.
+Every process runs the same deterministic pipeline (`prepare`: a streamed, cached, one-off build;
+the caches make repeats cheap and are safe under concurrent writers), maps the token stores and
+then gathers only its own rows of each global batch. Host memory depends on the batch and the
+number of documents, not on the corpus size.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from simplified_tf.data import batches, cache_util, corpus, masking, token_store, tokenizer
+from simplified_tf.data import batches, cache_util, masking, prepare, token_store, tokenizer
 from trainloop.config_util import ConfigError, check_choice
 
 # Eval rows and eval masks use a fixed seed so runs with different training seeds are evaluated
@@ -42,6 +44,8 @@ def default_data_config(kind: str = "decoder", **overrides: Any) -> ml_collectio
             cache_dir="",
             text_field="text",
             eval_batches=8,
+            tokenizer_train_bytes=prepare.DEFAULT_TOKENIZER_TRAIN_BYTES,
+            shard_tokens=token_store.DEFAULT_SHARD_TOKENS,
         )
     )
     if kind == "bert":
@@ -64,6 +68,8 @@ class DataConfig:
     cache_dir: str
     text_field: str
     eval_batches: int
+    tokenizer_train_bytes: int
+    shard_tokens: int
     mask_eos: bool
     mask: masking.MaskSpec
 
@@ -81,6 +87,10 @@ class DataConfig:
             cache_dir=str(get("cache_dir", "")),
             text_field=str(get("text_field", "text")),
             eval_batches=int(get("eval_batches", 8)),
+            tokenizer_train_bytes=int(
+                get("tokenizer_train_bytes", prepare.DEFAULT_TOKENIZER_TRAIN_BYTES)
+            ),
+            shard_tokens=int(get("shard_tokens", token_store.DEFAULT_SHARD_TOKENS)),
             mask_eos=bool(get("mask_eos", True)),
             mask=masking.MaskSpec(
                 float(get("mask_prob", 0.25)),
@@ -93,6 +103,13 @@ class DataConfig:
             raise ConfigError(f"data.seq_len={out.seq_len} must be >= 2.")
         if out.eval_batches < 0:
             raise ConfigError(f"data.eval_batches={out.eval_batches} must be >= 0.")
+        if out.tokenizer_train_bytes < 0:
+            raise ConfigError(
+                f"data.tokenizer_train_bytes={out.tokenizer_train_bytes} must be >= 0 "
+                "(0 = train on the whole training split)."
+            )
+        if out.shard_tokens < 1:
+            raise ConfigError(f"data.shard_tokens={out.shard_tokens} must be >= 1.")
         return out
 
 
@@ -108,9 +125,11 @@ class TextData:
         val: token_store.TokenStore,
         global_batch_size: int,
         seed: int,
+        batch_ramp=None,
     ):
         self.config, self.kind, self.info, self.seed = cfg, kind, info, seed
         self.global_batch_size = global_batch_size
+        self.batch_ramp = batch_ramp  # a trainloop.ramp.BatchRamp, or None
         self.train_store, self.val_store = train, val
         self.train_rows = batches.pack(train.offsets, cfg.packing, kind, cfg.seq_len)
         self.val_rows = batches.pack(val.offsets, cfg.packing, kind, cfg.seq_len)
@@ -162,6 +181,10 @@ class TextData:
     # --- batches ---
     def _rows_to_batch(self, store, rows, idx, noise_3BT=None):
         tokens_NW, lengths_N = rows.gather(store.tokens, idx, self.pad_id)
+        return self.batch_arrays(tokens_NW, lengths_N, noise_3BT)
+
+    def batch_arrays(self, tokens_NW, lengths_N, noise_3BT=None) -> dict[str, np.ndarray]:
+        """The training arrays of gathered rows (MLM corruption from `noise_3BT` for BERT)."""
         if self.kind == "decoder":
             return batches.decoder_batch(
                 tokens_NW,
@@ -189,15 +212,55 @@ class TextData:
         )
 
     def host_batch(self, step: int, process_index: int = 0, process_count: int = 1):
-        """This process's rows of the global batch of `step` (pure function of seed and step)."""
-        idx = self.sampler.indices(step, process_index, process_count)
+        """This process's rows of the global batch of `step` (pure function of seed and step).
+
+        Under a batch ramp, global row r belongs to microbatch i = r mod A (the loop's strided
+        split) and is used only if i < a(step); used rows take consecutive stream positions
+        (nothing is skipped or repeated), unused rows are padding with zero weight.
+        """
+        sl = self.sampler.host_slice(process_index, process_count)
+        positions = self.stream_positions(step, sl)
+        used = positions >= 0
         noise = None
         if self.kind == "bert":
-            sl = self.sampler.host_slice(process_index, process_count)
             noise = masking.mask_noise(
-                self.seed, step, self.global_batch_size, self.config.seq_len
-            )[:, sl]
-        return self._rows_to_batch(self.train_store, self.train_rows, idx, noise)
+                self.seed, step, self.global_batch_size, self.config.seq_len, rows=sl
+            )
+        if used.all():
+            idx = self.sampler.rows_at(positions)
+            return self._rows_to_batch(self.train_store, self.train_rows, idx, noise)
+        idx = self.sampler.rows_at(np.where(used, positions, 0))
+        first = np.flatnonzero(used)[:1] if used.any() else np.zeros(1, np.int64)
+        part = self._rows_to_batch(
+            self.train_store,
+            self.train_rows,
+            idx[used] if used.any() else idx[first],
+            None if noise is None else noise[:, used if used.any() else first],
+        )
+        return self._pad_unused(part, used)
+
+    def _pad_unused(self, part: dict[str, np.ndarray], used: np.ndarray) -> dict[str, np.ndarray]:
+        """Full-size arrays: `part` at the used rows, padding (weight 0, invalid) elsewhere."""
+        out = {}
+        for k, v in part.items():
+            full = np.zeros((len(used),) + v.shape[1:], v.dtype)
+            if k in ("inputs", "targets"):
+                full[:] = self.pad_id
+            if used.any():
+                full[used] = v
+            out[k] = full
+        return out
+
+    def stream_positions(self, step: int, sl: slice) -> np.ndarray:
+        """Stream positions of global rows `sl` of step `step`; -1 for rows the step leaves unused."""
+        rows = np.arange(sl.start, sl.stop, dtype=np.int64)
+        if self.batch_ramp is None:
+            return step * self.global_batch_size + rows
+        full = self.batch_ramp.max_microbatches
+        consumed, micro = (int(x) for x in self.batch_ramp.at(step))
+        per_micro = self.global_batch_size // full
+        q, i = np.divmod(rows, full)
+        return np.where(i < micro, consumed * per_micro + q * micro + i, -1)
 
     def eval_batches(self) -> list[dict[str, np.ndarray]]:
         """Up to data.eval_batches fixed global batches of validation rows.
@@ -224,45 +287,33 @@ class TextData:
         return [dict(bt) for bt in self._eval_cache]
 
 
-def make_text_data(data_config, *, kind: str, global_batch_size: int, seed: int) -> TextData:
-    """Builds the text pipeline for `kind` ("decoder" | "bert") from `config.data`."""
+def make_text_data(
+    data_config, *, kind: str, global_batch_size: int, seed: int, batch_ramp=None
+) -> TextData:
+    """Builds the text pipeline for `kind` ("decoder" | "bert") from `config.data`.
+
+    `batch_ramp` (a `trainloop.ramp.BatchRamp`) makes each step's batch use only the rows of its
+    active microbatches, drawn consecutively from the stream (see `TextData.host_batch`).
+    """
     check_choice("data kind", kind, tokenizer.KINDS)
     cfg = DataConfig.parse(data_config)
-    root = cache_util.cache_root(cfg.cache_dir)
-    docs = corpus.load_corpus(
-        cfg.source, text_field=cfg.text_field, max_documents=cfg.max_documents
-    )
-    train_docs, val_docs = corpus.split_documents(docs.documents, cfg.val_fraction)
-    if not train_docs:
-        raise ConfigError(f"data.source={cfg.source!r}: the training split is empty.")
-    train_fp = corpus.fingerprint_documents(train_docs)
-    val_fp = corpus.fingerprint_documents(val_docs)
-    train_texts = [d.text for d in train_docs]
-    info = tokenizer.get_tokenizer(
-        cfg.tokenizer,
-        kind=kind,
-        vocab_size=cfg.vocab_size,
-        train_texts=train_texts,
-        train_fingerprint=train_fp,
-        cache_dir=root,
-    )
-    train = token_store.load_or_build(train_texts, train_fp, info, root, label="train")
-    val = token_store.load_or_build([d.text for d in val_docs], val_fp, info, root, label="val")
+    prepared = prepare.prepare(cfg, kind, cache_util.cache_root(cfg.cache_dir))
+    info, train, val = prepared.info, prepared.train, prepared.val
     logging.info(
-        "Text data (%s): %d train / %d val documents (%d files skipped), %d / %d tokens, vocab %d.",
+        "Text data (%s, %s): %d train / %d val documents, %d / %d tokens, vocab %d.",
         kind,
-        len(train_docs),
-        len(val_docs),
-        docs.num_skipped,
+        prepared.source.where,
+        train.num_documents,
+        val.num_documents,
         train.num_tokens,
         val.num_tokens,
         info.vocab_size,
     )
-    data = TextData(cfg, kind, info, train, val, global_batch_size, seed)
+    data = TextData(cfg, kind, info, train, val, global_batch_size, seed, batch_ramp)
     if cfg.eval_batches > 0 and len(data.val_rows) == 0:
         raise ConfigError(
             f"data.eval_batches={cfg.eval_batches} but the validation split "
-            f"({len(val_docs)} documents) has no rows of seq_len {cfg.seq_len}. Raise "
+            f"({val.num_documents} documents) has no rows of seq_len {cfg.seq_len}. Raise "
             "data.val_fraction, lower data.seq_len, or set data.eval_batches=0."
         )
     return data

@@ -22,7 +22,7 @@ import dataclasses
 import hashlib
 import pathlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sized
 
 from absl import logging
 from tokenizers import (
@@ -137,8 +137,12 @@ def _new_tokenizer(kind: str, vocab_size: int) -> tuple[Tokenizer, trainers.Trai
     return tok, trainer
 
 
-def train_tokenizer(texts: Sequence[str], kind: str, vocab_size: int) -> Tokenizer:
-    """Trains a fresh tokenizer of `kind` with at most `vocab_size` entries on `texts`."""
+def train_tokenizer(texts: Iterable[str], kind: str, vocab_size: int) -> Tokenizer:
+    """Trains a fresh tokenizer of `kind` with at most `vocab_size` entries on `texts`.
+
+    `texts` may be any iterable (e.g. a stream over a bounded sample of a large corpus); the
+    trainer keeps word counts, not the texts.
+    """
     check_choice("tokenizer kind", kind, KINDS)
     if vocab_size < _MIN_VOCAB[kind]:
         raise ConfigError(
@@ -148,7 +152,8 @@ def train_tokenizer(texts: Sequence[str], kind: str, vocab_size: int) -> Tokeniz
             + ")."
         )
     tok, trainer = _new_tokenizer(kind, vocab_size)
-    tok.train_from_iterator(texts, trainer, length=len(texts))
+    length = len(texts) if isinstance(texts, Sized) else None
+    tok.train_from_iterator(texts, trainer, length=length)
     if tok.get_vocab_size() > vocab_size:  # WordPiece keeps the whole alphabet regardless
         raise ConfigError(
             f"data.vocab_size={vocab_size} is too small: this corpus's alphabet alone gives "
@@ -198,7 +203,7 @@ def get_tokenizer(
     *,
     kind: str,
     vocab_size: int,
-    train_texts: Sequence[str],
+    train_texts: Iterable[str],
     train_fingerprint: str,
     cache_dir: pathlib.Path,
 ) -> TokenizerInfo:
@@ -248,10 +253,9 @@ def _cached_or_trained(kind, vocab_size, texts, train_fp, cache_dir) -> Tokenize
     start = time.perf_counter()
     tok = train_tokenizer(texts, kind, vocab_size)
     logging.info(
-        "Trained %s tokenizer (vocab %d) on %d documents in %.2f s.",
+        "Trained %s tokenizer (vocab %d) in %.2f s.",
         kind,
         tok.get_vocab_size(),
-        len(texts),
         time.perf_counter() - start,
     )
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -128,3 +128,31 @@ def test_fingerprint_changes_with_content():
     b = [corpus.Document("x", "1"), corpus.Document("y", "3")]
     assert corpus.fingerprint_documents(a) != corpus.fingerprint_documents(b)
     assert corpus.fingerprint_documents(a) == corpus.fingerprint_documents(list(a))
+
+
+def test_hf_source_streams_in_blocks_of_rows(monkeypatch):
+    texts = [f"doc {i}" if i % 7 else "" for i in range(2500)]  # every 7th is empty
+    reads = []
+
+    class FakeDataset:
+        column_names = ["text", "id"]
+        _fingerprint = "abc123"
+
+        def __len__(self):
+            return len(texts)
+
+        def __getitem__(self, sl):
+            reads.append(sl.stop - sl.start)
+            return {"text": texts[sl], "id": list(range(sl.start, sl.stop))}
+
+    fake = type(sys)("datasets")
+    fake.load_dataset = lambda name, split: FakeDataset()
+    monkeypatch.setitem(sys.modules, "datasets", fake)
+    source = corpus.open_corpus("hf:some/data", max_documents=2000)
+    assert not reads  # opening reads no rows
+    docs = list(source.documents())
+    assert len(docs) == 2000 and docs[0].name == "hf:some/data:1"
+    assert all(d.text for d in docs)
+    assert max(reads) <= 1000  # never the whole split as one Python list
+    other = corpus.open_corpus("hf:some/data", max_documents=10)
+    assert other.fingerprint != source.fingerprint

@@ -88,3 +88,11 @@ def test_configurable_rule():
 def test_bad_spec(args, match):
     with pytest.raises(ConfigError, match=match):
         masking.MaskSpec(*args)
+
+
+def test_mask_noise_rows_equal_the_same_rows_of_the_whole_batch():
+    whole = masking.mask_noise(5, 9, 12, 7)
+    assert whole.shape == (3, 12, 7) and 0.0 <= whole.min() and whole.max() < 1.0
+    for rows in (slice(0, 3), slice(1, 4), slice(5, 12), slice(11, 12)):  # odd offsets too
+        np.testing.assert_array_equal(masking.mask_noise(5, 9, 12, 7, rows=rows), whole[:, rows])
+    assert not np.array_equal(masking.mask_noise(5, 10, 12, 7), whole)  # per step

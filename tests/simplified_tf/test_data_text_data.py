@@ -160,3 +160,44 @@ def test_stdlib_slice_end_to_end(tmp_path):
     assert data.num_train_chunks > 100
     assert len(data.eval_batches()) >= 1
     assert "import" in data.decode(data.train_store.tokens[:20_000])
+
+
+def test_sharded_store_gives_the_same_batches(corpus_dir, cache_dir):
+    # 500-token shards: rows and documents straddle shard boundaries. Batches, process shares
+    # and eval batches must not change, and a fresh object (a resumed process) agrees.
+    data = _data(corpus_dir, cache_dir, kind="bert", packing="pad_last")
+    sharded = _data(corpus_dir, cache_dir, kind="bert", packing="pad_last", shard_tokens=500)
+    assert sharded.train_store.path != data.train_store.path
+    assert len(sharded.train_store.tokens.shards) == -(-sharded.num_train_tokens // 500) > 3
+    again = _data(corpus_dir, cache_dir, kind="bert", packing="pad_last", shard_tokens=500)
+    for step in (0, 5, 40):
+        b = data.host_batch(step)
+        chex.assert_trees_all_equal(sharded.host_batch(step), b, again.host_batch(step))
+        shards = [sharded.host_batch(step, i, 2) for i in range(2)]
+        chex.assert_trees_all_equal({k: np.concatenate([s[k] for s in shards]) for k in b}, b)
+    chex.assert_trees_all_equal(sharded.eval_batches(), data.eval_batches())
+
+
+def test_batch_ramp_draws_consecutive_rows_for_used_microbatches(corpus_dir, cache_dir):
+    from trainloop.ramp import BatchRamp  # noqa: PLC0415
+
+    # 16 rows = 4 microbatches of 4; a ramp over 6 microbatches uses 1, 1, 2, 3, 4, 4 of them.
+    ramp = BatchRamp(4, 6)
+    cfg = _cfg(corpus_dir, cache_dir, "bert")
+    data = make_text_data(cfg, kind="bert", global_batch_size=16, seed=0, batch_ramp=ramp)
+    fixed = _data(corpus_dir, cache_dir, kind="bert", batch=16)
+    positions = [data.stream_positions(k, slice(0, 16)) for k in range(6)]
+    used = np.concatenate([p[p >= 0] for p in positions])
+    np.testing.assert_array_equal(np.sort(used), np.arange(ramp.at(6)[0] * 4))  # no gap, no repeat
+    for k, p in enumerate(positions):
+        assert ((p >= 0) == (np.arange(16) % 4 < ramp.at(k)[1])).all()  # microbatch i = r mod 4
+    b = data.host_batch(3)  # 3 of 4 microbatches
+    unused = np.arange(16) % 4 == 3
+    assert not b["weights"][unused].any() and not b["valid"][unused].any()
+    assert b["valid"][~unused].all(axis=1).any()
+    shards = [data.host_batch(3, i, 2) for i in range(2)]
+    chex.assert_trees_all_equal({k: np.concatenate([s[k] for s in shards]) for k in b}, b)
+    # After the ramp: the same stream as a fixed batch, shifted by the rows the ramp consumed.
+    late = data.stream_positions(10, slice(0, 16))
+    np.testing.assert_array_equal(late, ramp.at(10)[0] * 4 + np.arange(16))
+    assert fixed.stream_positions(10, slice(0, 16))[0] == 160

@@ -1,4 +1,4 @@
-"""Token store: round trip, cache hit, and corrupted caches detected and rebuilt."""
+"""Token store: round trip, cache hit, shards, and corrupted caches detected and rebuilt."""
 
 import json
 
@@ -50,6 +50,20 @@ def test_different_documents_get_a_different_store(tmp_path, info):
     _check_contents(token_store.load_or_build(TEXTS, "docs-a", info, tmp_path), info)
 
 
+def test_sharded_store_reads_like_one_array(tmp_path, info):
+    one = token_store.load_or_build(TEXTS, "docs-fp", info, tmp_path / "one")
+    sharded = token_store.load_or_build(TEXTS, "docs-fp", info, tmp_path / "many", shard_tokens=7)
+    _check_contents(sharded, info)  # documents spanning shard boundaries included
+    meta = json.loads((sharded.path / "meta.json").read_text())
+    assert len(meta["shards"]) == -(-one.num_tokens // 7) > 2
+    assert all(len(e["sha256"]) == 64 for e in meta["shards"])
+    flat = np.asarray(one.tokens)
+    np.testing.assert_array_equal(sharded.tokens[:], flat)
+    idx = np.array([[0, 6, 7, 13], [14, len(flat) - 1, 20, 21]])
+    np.testing.assert_array_equal(sharded.tokens.take(idx), flat[idx])
+    np.testing.assert_array_equal(sharded.offsets, one.offsets)
+
+
 def _flip_byte(path, offset_from_end=3):
     raw = bytearray(path.read_bytes())
     raw[-offset_from_end] ^= 0xFF
@@ -67,10 +81,10 @@ def _drop_meta(path):
 @pytest.mark.parametrize(
     "file,damage",
     [
-        ("tokens.npy", _flip_byte),
-        ("tokens.npy", _truncate),
-        ("offsets.npy", _flip_byte),
-        ("tokens.npy", _drop_meta),
+        ("tokens-00000.bin", _flip_byte),
+        ("tokens-00000.bin", _truncate),
+        ("offsets.bin", _flip_byte),
+        ("tokens-00000.bin", _drop_meta),
     ],
 )
 def test_corruption_detected_and_rebuilt(tmp_path, info, file, damage, caplog):

@@ -132,7 +132,8 @@ def test_configs_recipes_and_data_keys():
     assert dec.optimizer.schedule == "warmup_linear" and dec.optimizer.warmup_fraction == 0.05
     assert set(dec.data) == {
         "source", "tokenizer", "vocab_size", "seq_len", "packing", "val_fraction",
-        "max_documents", "cache_dir", "text_field", "eval_batches",
+        "max_documents", "cache_dir", "text_field", "eval_batches", "tokenizer_train_bytes",
+        "shard_tokens",
     }  # fmt: skip
     assert dec.data.vocab_size == 50_000
     bert = _load_config("bert")("block=sas_p_nonorm,size=paper")

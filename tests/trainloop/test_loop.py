@@ -5,6 +5,7 @@ import os
 
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from toy import make_toy_task, toy_config
@@ -171,3 +172,77 @@ def test_logged_norms_are_the_norms_of_that_step(tmp_path):
     np.testing.assert_allclose(last["train/param_norm"], norm(_params(full)), rtol=1e-5)
     np.testing.assert_allclose(last["train/update_norm"], norm(delta), rtol=1e-4)
     assert all(np.isfinite(e["train/param_norm"]) for e in logged)
+
+
+def test_eval_in_microbatches_equals_whole_batch(tmp_path):
+    # Weighted examples, so that a uniform mean over microbatches would differ from the
+    # whole batch's weighted mean: eval_accum_steps=4 must reproduce eval_accum_steps=1.
+    task = make_toy_task(dropout=False, weighted=True)
+    batch = task.eval_batches()[0]
+    whole = train_lib.make_eval_step(task, jax.random.key(0), 1)
+    micro = train_lib.make_eval_step(task, jax.random.key(0), 4)
+    params = task.init(jax.random.key(1))
+    loss1, aux1 = jax.jit(whole)(params, batch)
+    loss4, aux4 = jax.jit(micro)(params, batch)
+    np.testing.assert_allclose(loss4, loss1, rtol=1e-6)
+    assert float(aux4["weight"]) == float(aux1["weight"]) == float(np.sum(batch["w"]))
+    uniform = np.mean(
+        [float(whole(params, {k: v[i::4] for k, v in batch.items()})[0]) for i in range(4)]
+    )
+    assert abs(uniform - float(loss1)) > 1e-3  # the weighting matters on this batch
+    # Through the loop, on 8 devices with 2 rows per device per microbatch.
+    kw = dict(devices=None, task=task, num_steps=4, checkpoint_every=0)
+    _run(tmp_path / "one", eval_accum_steps=1, **kw)
+    _run(tmp_path / "two", eval_accum_steps=2, **kw)
+    evals = lambda d: [
+        e["eval/loss"] for e in read_metrics(f"{d}/metrics.jsonl") if "eval/loss" in e
+    ]
+    assert len(evals(tmp_path / "one")) == 1
+    np.testing.assert_allclose(evals(tmp_path / "two"), evals(tmp_path / "one"), rtol=1e-6)
+    with pytest.raises(ConfigError, match="eval_accum_steps=3"):
+        _run(tmp_path / "three", eval_accum_steps=3, **kw)
+
+
+def test_batch_ramp_compiles_once_resumes_bitwise_and_logs_batch_size(tmp_path, monkeypatch):
+    # 16 rows = 4 microbatches of 4; ramp over 6 microbatches: steps use 1, 1, 2, 3, 4, ... of them.
+    original, traces = train_lib.make_train_step, []
+
+    def counted(*a, **k):
+        fn = original(*a, **k)
+        return lambda state, batch: traces.append(1) or fn(state, batch)  # runs when traced
+
+    monkeypatch.setattr(train_lib, "make_train_step", counted)
+    ramp = dict(grad_accum_steps=4, batch_ramp_microbatches=6, num_steps=12)
+    full = _run(tmp_path / "full", **ramp)
+    assert len(traces) == 1  # one program for every accumulation count
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _run(tmp_path / "part", task=make_toy_task(crash_at=9), **ramp)
+    resumed = _run(tmp_path / "part", **ramp)
+    chex.assert_trees_all_equal(_params(full), _params(resumed))
+    logged = [e for e in read_metrics(f"{tmp_path}/full/metrics.jsonl") if "train/loss" in e]
+    assert [e["train/batch_size"] for e in logged[:3]] == [4, 12, 16]  # steps 2, 4, 6
+
+
+def test_ramped_step_equals_accumulating_only_its_active_microbatches():
+    # At a(k) = 3 of 4 microbatches, the ramped step must equal a plain 3-microbatch step on the
+    # rows of those microbatches (microbatch i = rows i, i+4, ...), weighted rows included.
+    task = make_toy_task(dropout=False, weighted=True)
+    mesh = train_lib.mesh_lib.make_mesh(toy_config().mesh, jax.devices()[:1])
+    keys = jax.random.split(jax.random.key(0), 3)
+
+    def step_after(state, batch, **overrides):
+        config = toy_config(**{"optimizer.schedule": "constant", **overrides})
+        tx, schedule = train_lib.make_optimizer(
+            config.optimizer, 12, task.init(keys[0]), train_lib.step_table(config)
+        )
+        if state is None:
+            state = train_lib.make_init_state(task, tx)(keys[0])
+            state["step"] = jnp.int32(3)  # a(3) = 3 under this ramp
+        fn = train_lib.make_train_step(task, tx, schedule, config, mesh, keys[1], keys[2])
+        return state, jax.jit(fn)(state, batch)[0]
+
+    batch = task.host_batch(0, 0, 1)
+    state, ramped = step_after(None, batch, grad_accum_steps=4, batch_ramp_microbatches=6)
+    rows = np.array([q * 4 + i for q in range(4) for i in range(3)])  # row q*3+i <- q*4+i
+    _, plain = step_after(state, {k: v[rows] for k, v in batch.items()}, grad_accum_steps=3)
+    chex.assert_trees_all_close(ramped["params"], plain["params"], atol=1e-6, rtol=1e-6)

@@ -1,5 +1,6 @@
 """Multi-process training over gloo on localhost, and clean stops on SIGTERM."""
 
+import json
 import os
 import signal
 import socket
@@ -20,8 +21,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _spawn(*args):
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+def _spawn(*args, **env_vars):
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"} | env_vars
     return subprocess.Popen(
         [sys.executable, WORKER, *map(str, args)],
         stdout=subprocess.PIPE,
@@ -36,15 +37,24 @@ def _losses(workdir):
 
 
 def test_two_processes_match_one_process(tmp_path):
-    single = _spawn(tmp_path / "single", 6, 4)
+    # Log every 2 steps and checkpoint at 5 (and at the end, 7): only steps 2, 4, 5, 6 and 7 may
+    # synchronise the processes; steps 1 and 3 must make no cross-process blocking call.
+    every = {"WORKER_LOG_EVERY": "2", "WORKER_CHECKPOINT_EVERY": "5"}
+    single = _spawn(tmp_path / "single", 7, 4, **every)
     out, _ = single.communicate(timeout=300)
     assert single.returncode == 0, out
     port = _free_port()
-    workers = [_spawn(tmp_path / "multi", 6, 2, i, 2, port) for i in range(2)]
+    workers = [_spawn(tmp_path / "multi", 7, 2, i, 2, port, **every) for i in range(2)]
     outs = [w.communicate(timeout=300)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outs
-    assert len(_losses(tmp_path / "single")) == 6
+    assert len(_losses(tmp_path / "single")) == 4  # steps 2, 4, 6, 7
     assert _losses(tmp_path / "multi") == pytest.approx(_losses(tmp_path / "single"), rel=1e-5)
+    for out in outs:
+        line = next(x for x in out.splitlines() if x.startswith("SYNC_CALLS="))
+        calls = {int(k): v for k, v in json.loads(line.removeprefix("SYNC_CALLS=")).items()}
+        assert set(calls) - {0} <= {2, 4, 5, 6, 7}, calls  # 0: setup and restore
+        for log_step in (2, 4, 6):  # the stop flag, gathered once
+            assert calls[log_step] == ["process_allgather"], calls
 
 
 def test_sigterm_saves_checkpoint_and_rerun_resumes(tmp_path):

@@ -113,6 +113,8 @@ def make_toy_task(
     def eval_batches():
         b = _example_rows(10**6, np.arange(16))
         b["step"] = np.zeros((16,), np.int32)
+        if weighted:
+            b["w"] = _weights(np.arange(16) // 2)  # unequal microbatch weights at any split
         return [b, b]
 
     def init(rng):
