@@ -1,6 +1,7 @@
 """Runs the toy task in a subprocess: for the multi-process and signal tests.
 
 usage: worker.py WORKDIR NUM_STEPS LOCAL_DEVICES [PROCESS_ID NUM_PROCESSES PORT]
+(TOY_CHECKPOINT_EVERY=N in the environment: a checkpoint every N steps; default 5)
 """
 
 import os
@@ -27,7 +28,8 @@ from toy import make_toy_task, toy_config  # noqa: E402
 
 from trainloop.train import train_and_evaluate  # noqa: E402
 
-config = toy_config(num_steps=num_steps, checkpoint_every=5, log_every=1, eval_every=0)
+every = int(os.environ.get("TOY_CHECKPOINT_EVERY", "5"))
+config = toy_config(num_steps=num_steps, checkpoint_every=every, log_every=1, eval_every=0)
 result = train_and_evaluate(config, workdir, make_toy_task())
 print(f"WORKER_DONE step={result.step} interrupted={result.interrupted}", flush=True)
 sys.exit(128 + result.signal if result.interrupted else 0)
