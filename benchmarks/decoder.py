@@ -19,7 +19,6 @@ FLOPs per step are counted two ways:
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import math
 import os
 import time
@@ -31,6 +30,7 @@ import numpy as np
 from benchmarks.machine import device_peak_memory, host_memory
 from simplified_tf.params import count_params, model_fns
 from simplified_tf.tasks import weighted_cross_entropy
+from trainloop.config_util import load_config
 from trainloop.host_alloc import page_faults
 from trainloop.mesh import make_mesh
 from trainloop.optim import make_optimizer
@@ -43,10 +43,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def decoder_config(block: str, size: str, batch_size: int, **model_overrides):
     """The suite's decoder training config (configs/decoder.py) for `block`/`size`/`batch_size`."""
     path = os.path.join(REPO, "configs", "decoder.py")
-    spec = importlib.util.spec_from_file_location("_bench_decoder_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config(f"block={block},size={size},batch={batch_size}")
+    config = load_config(f"{path}:block={block},size={size},batch={batch_size}")
     for key, val in model_overrides.items():
         config.model[key] = val
     return config
