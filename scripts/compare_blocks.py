@@ -85,13 +85,9 @@ def run(
         print(f"[{b}] training {cfg.num_steps} steps into {workdir}", file=sys.stderr, flush=True)
         tasks[b] = make_task_and_data(cfg, kind)[0]
         result = train_and_evaluate(cfg, workdir, tasks[b])
-        if result.interrupted:
-            print(
-                f"[{b}] stopped by signal {result.signal} at step {result.step} (checkpoint saved). "
-                "Rerun the same command to resume; finished blocks are skipped.",
-                file=sys.stderr,
-            )
-            sys.exit(128 + (result.signal or 0))
+        cli.exit_if_interrupted(
+            result, workdir, "Rerun the same command to resume; finished blocks are skipped."
+        )
 
     print("Timing pass (interleaved)...", file=sys.stderr, flush=True)
     load_before = os.getloadavg()

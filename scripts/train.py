@@ -100,13 +100,7 @@ def main(argv):
     )  # fmt: skip
     task = make_task(config)
     result = train_and_evaluate(config, _WORKDIR.value, task)
-    if result.interrupted:
-        print(
-            f"Interrupted at step {result.step}; checkpoint saved in {_WORKDIR.value}/checkpoints. "
-            "Rerun the same command to resume.",
-            file=sys.stderr,
-        )
-        sys.exit(128 + (result.signal or 0))
+    cli.exit_if_interrupted(result, _WORKDIR.value)
     if jax.process_index() == 0:
         print(f"Finished at step {result.step}. Metrics: {_WORKDIR.value}/metrics.jsonl")
         for name, metrics in (

@@ -43,13 +43,15 @@ config-file loader; code that loads a config without a flag calls
 `trainloop.config_util.load_config("path.py:args")` (re-exported here as `cli.load_config`).
 `cli.guard(fn)` wraps any `fn(argv)` in the same boundary; `cli.describe(exc)` gives the
 (message, status) it would use, or None for a bug; `cli.fail(message, status)` prints one
-paragraph and exits.
+paragraph and exits; `cli.exit_if_interrupted(result, workdir)` ends a training script that
+`train_and_evaluate` returned from after a signal.
 """
 
 from __future__ import annotations
 
 import errno
 import functools
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -60,7 +62,7 @@ from ml_collections import config_flags
 
 from trainloop import signals
 from trainloop.config_util import load_config  # noqa: F401  (part of this module's API)
-from trainloop.errors import CheckpointError, ConfigError, NonFiniteError
+from trainloop.errors import CheckpointError, ConfigError, NonFiniteError, signal_name
 
 EXIT_CONFIG, EXIT_NONFINITE, EXIT_CHECKPOINT, EXIT_OS = 2, 3, 4, 74
 
@@ -108,6 +110,22 @@ def describe(exc: BaseException) -> tuple[str, int] | None:
         where = f": {exc.filename}" if exc.filename else ""
         return f"{exc.strerror}{where}. {OS_HINTS[exc.errno]}", EXIT_OS
     return None
+
+
+def exit_if_interrupted(
+    result, workdir: str, rerun: str = "Rerun the same command to resume."
+) -> None:
+    """Ends the process with 128 + signal if `train_and_evaluate` returned after a signal (its
+    checkpoint is saved), saying so on stderr."""
+    if not result.interrupted:
+        return
+    print(
+        f"Interrupted by {signal_name(result.signal)} at step {result.step}; checkpoint saved in "
+        f"{os.path.join(workdir, 'checkpoints')}. {rerun}",
+        file=sys.stderr,
+        flush=True,
+    )
+    sys.exit(128 + result.signal)
 
 
 def guard(main: Callable[[list[str]], object]) -> Callable[[list[str]], object]:

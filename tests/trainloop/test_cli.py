@@ -108,3 +108,16 @@ def test_signal_note_is_set_for_a_block_and_restored():
     with signals.noting(lambda: "after step 4."):
         assert signals._state.note() == "after step 4."
     assert signals._state.note == before
+
+
+def test_exit_if_interrupted(capsys):
+    from trainloop.train import TrainResult
+
+    cli.exit_if_interrupted(TrainResult(step=7, state={}), "/w")  # finished: returns
+    with pytest.raises(SystemExit) as info:
+        cli.exit_if_interrupted(TrainResult(step=7, state={}, interrupted=True, signal=15), "/w")
+    assert info.value.code == 143
+    assert capsys.readouterr().err == (
+        "Interrupted by SIGTERM (signal 15) at step 7; checkpoint saved in /w/checkpoints. "
+        "Rerun the same command to resume.\n"
+    )

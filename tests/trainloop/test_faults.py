@@ -385,3 +385,31 @@ def test_kill_9_during_checkpoint_saves_then_resume_matches_an_uninterrupted_run
     assert _values(workdir) == _values(tmp_path / "reference")
     print(f"{kills} kill -9 trials, {during_save} with a save in flight")
     assert during_save >= kills // 2
+
+
+def _tensorboard_scalars(logdir):
+    """{(tag, step): value} from the TFRecord event files in `logdir`."""
+    import struct
+
+    from tensorboardX.proto.event_pb2 import Event
+
+    out = {}
+    for name in os.listdir(logdir):
+        data = open(os.path.join(logdir, name), "rb").read()
+        pos = 0
+        while pos < len(data):
+            (length,) = struct.unpack("<Q", data[pos : pos + 8])
+            event = Event.FromString(data[pos + 12 : pos + 12 + length])
+            pos += 12 + length + 4
+            for value in event.summary.value:
+                out[(value.tag, event.step)] = value.simple_value
+    return out
+
+
+def test_tensorboard_events_hold_the_logged_scalars(reference):
+    ref_dir, _ = reference
+    scalars = _tensorboard_scalars(ref_dir / "tensorboard")
+    for event in read_metrics(str(ref_dir / "metrics.jsonl")):
+        for key, value in event.items():
+            if key != "step":
+                assert scalars[(key, event["step"])] == pytest.approx(value, rel=1e-6)
