@@ -14,8 +14,8 @@ one is moved to `WORKDIR/damaged_checkpoints/` (never deleted) so that the run c
 again. A full disk or a permission problem while saving becomes an `OSError` naming the step, the
 directory and the newest complete checkpoint; the checkpoints already on disk stay usable.
 
-Code that restores in its own way (e.g. a partial restore of the params) calls
-`verify_checksums(restored_subtree, meta, ...)` on what it read.
+Code that restores through its own orbax manager (e.g. a partial restore of the params) calls
+`verify_restored(manager, step, restored_state)` on what it read.
 """
 
 from __future__ import annotations
@@ -289,17 +289,7 @@ class Checkpoints:
 
     def read_meta(self, step: int) -> dict:
         """The `meta` item of `step`; CheckpointError if it is missing or unreadable."""
-        try:
-            restored = self.manager.restore(
-                step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())
-            )
-            meta = restored["meta"]
-        except Exception as e:
-            self._raise_unless_damage(e, step)
-            raise CheckpointError(f"its meta item is unreadable ({_first_line(e)})") from e
-        if not isinstance(meta, dict):
-            raise CheckpointError(f"its meta item is not a JSON object ({type(meta).__name__})")
-        return meta
+        return _read_meta(self.manager, step)
 
     def restore(self, step: int, abstract_state=None, workdir: str | None = None):
         """(state, meta) of `step`, verified against the checksums recorded at save time.
@@ -322,7 +312,7 @@ class Checkpoints:
                 )
                 state = restored["state"]
             except Exception as e:
-                self._raise_unless_damage(e, step)
+                _raise_unless_damage(e, step, self.directory)
                 raise CheckpointError(f"its state is unreadable ({_first_line(e)})") from e
             verify_checksums(state, meta, step, self.directory)
         except CheckpointError as e:
@@ -419,7 +409,7 @@ class Checkpoints:
         try:
             saved = self.manager.item_metadata(step)["state"]
         except Exception as e:
-            self._raise_unless_damage(e, step)
+            _raise_unless_damage(e, step, self.directory)
             raise CheckpointError(f"its state metadata is unreadable ({_first_line(e)})") from e
         if saved is None:
             raise CheckpointError("its state metadata is missing")
@@ -429,16 +419,43 @@ class Checkpoints:
             lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), saved
         )
 
-    def _raise_unless_damage(self, exc: BaseException, step: int) -> None:
-        """Re-raises errors of the machine (permissions, I/O, memory) instead of calling the
-        checkpoint damaged; a missing file (ENOENT) is damage."""
-        if isinstance(exc, (MemoryError, KeyboardInterrupt)):
-            raise exc
-        if "RESOURCE_EXHAUSTED" in str(exc):
-            raise exc
-        code = _errno_of(exc)
-        if code in DISK_ERRNOS:
-            raise OSError(
-                code,
-                f"{os.strerror(code)} while reading checkpoint step {step} in {self.directory}",
-            ) from exc
+
+def _raise_unless_damage(exc: BaseException, step: int, directory: str) -> None:
+    """Re-raises errors of the machine (permissions, I/O, memory) instead of calling the checkpoint
+    damaged; a missing file (ENOENT) is damage."""
+    if isinstance(exc, (MemoryError, KeyboardInterrupt)):
+        raise exc
+    if "RESOURCE_EXHAUSTED" in str(exc) and _errno_of(exc) is None:
+        raise exc  # out of (device) memory
+    code = _errno_of(exc)
+    if code in DISK_ERRNOS:
+        raise OSError(
+            code, f"{os.strerror(code)} while reading checkpoint step {step} in {directory}"
+        ) from exc
+
+
+def _read_meta(manager: ocp.CheckpointManager, step: int) -> dict:
+    try:
+        meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    except Exception as e:
+        _raise_unless_damage(e, step, str(manager.directory))
+        raise CheckpointError(f"its meta item is unreadable ({_first_line(e)})") from e
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"its meta item is not a JSON object ({type(meta).__name__})")
+    return meta
+
+
+def verify_restored(manager: ocp.CheckpointManager, step: int, state) -> dict:
+    """For code that restores through its own orbax manager (items "state" and "meta"), e.g. a
+    partial restore of the params: reads the `meta` item of `step` and verifies `state` (all of the
+    restored state, or a part such as {"params": ...}) against the recorded checksums.
+
+    Returns meta; raises CheckpointError naming the step if the checkpoint is damaged. (Falling
+    back to an older step is the caller's choice; `Checkpoints.restore_latest` does.)"""
+    directory = str(manager.directory)
+    try:
+        meta = _read_meta(manager, step)
+        verify_checksums(state, meta, step, directory)
+    except CheckpointError as e:
+        raise CheckpointError(f"Checkpoint step {step} in {directory} is damaged: {e}.") from e
+    return meta

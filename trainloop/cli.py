@@ -99,7 +99,7 @@ def describe(exc: BaseException) -> tuple[str, int] | None:
             130,
         )
     if isinstance(exc, app.UsageError):
-        return f"{exc} (run with --help for the flags).", EXIT_CONFIG
+        return f"{str(exc).rstrip('.')} (run with --help for the flags).", EXIT_CONFIG
     if isinstance(exc, ConfigError):
         return str(exc), EXIT_CONFIG
     if isinstance(exc, NonFiniteError):
@@ -206,7 +206,7 @@ def parse_flags(argv: list[str]) -> list[str]:
         cause = e.__cause__ or e.__context__
         if isinstance(cause, ConfigError):
             fail(str(cause))
-        fail(f"{e}. Usage: {argv[0]} --help shows the flags.")
+        fail(f"{str(e).rstrip('.')} (run with --help for the flags).")
     except (AttributeError, KeyError) as e:  # config_flags on an unknown --config.key
         try:
             fail(_unknown_keys_message(argv, e))

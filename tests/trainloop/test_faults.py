@@ -127,6 +127,45 @@ def test_orbax_alone_restores_flipped_bytes_and_the_checksums_catch_them(tmp_pat
     ckpts.close()
 
 
+def _partial_params_restore(workdir, step):
+    """A restore of the params alone through a manager of one's own (how a tool that needs no
+    optimizer state reads a checkpoint), followed by `verify_restored`."""
+    manager = ocp.CheckpointManager(
+        str(workdir / "checkpoints"),
+        options=ocp.CheckpointManagerOptions(read_only=True, create=False),
+        item_handlers={"state": ocp.PyTreeCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()},
+    )
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), _state(step)["params"]
+    )
+    args = jax.tree.map(
+        lambda t: ocp.ArrayRestoreArgs(sharding=device, global_shape=t.shape, dtype=t.dtype), target
+    )
+    try:
+        restored = manager.restore(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.PyTreeRestore(
+                    {"params": target}, restore_args={"params": args}, partial_restore=True
+                )
+            ),
+        )
+        ckpt_lib.verify_restored(manager, step, restored["state"])
+    finally:
+        manager.close()
+    return restored["state"]["params"]
+
+
+def test_verify_restored_checks_a_partial_restore(tmp_path):
+    _save(tmp_path, 1)
+    params = _partial_params_restore(tmp_path, 1)
+    chex.assert_trees_all_equal(jax.device_get(params), jax.device_get(_state(1)["params"]))
+    _flip_16_bytes(tmp_path / "checkpoints" / "1")
+    with pytest.raises(CheckpointError, match=r"step 1 .* damaged: checksum mismatch .*params/w"):
+        _partial_params_restore(tmp_path, 1)
+
+
 @pytest.mark.parametrize("damage", list(DAMAGE))
 def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, capsys, damage):
     _save(tmp_path, 1, 2)
