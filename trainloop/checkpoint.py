@@ -141,8 +141,12 @@ def _errno_of(exc: BaseException) -> int | None:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:300] if text else ''}"
+    """'Type: message' in one short line; of a long chain of causes ("A: B: C") the innermost."""
+    lines = str(exc).strip().splitlines()
+    text = re.sub(r"\s*\[tensorstore_spec.*$", "", lines[0] if lines else "")
+    if len(text) > 240:
+        text = "..." + text[-240:]
+    return f"{type(exc).__name__}: {text}"
 
 
 class _QuietDiskErrors(py_logging.Filter):
@@ -224,7 +228,7 @@ class Checkpoints:
                 },
             )
         except Exception as e:
-            self._raise_if_disk_error(e, f"opening {self.directory}")
+            self._raise_if_disk_error(e)
             raise
         self._saving: int | None = None  # step of the save that may still be in flight
 
@@ -250,7 +254,7 @@ class Checkpoints:
                 force=force,
             )
         except Exception as e:  # also reports a failure of the previous, async save
-            self._raise_if_disk_error(e, f"saving checkpoint step {self._saving or step}")
+            self._raise_if_disk_error(e, self._saving, step)
             raise
         self._saving = step
         return saved
@@ -260,7 +264,7 @@ class Checkpoints:
         try:
             self.manager.wait_until_finished()
         except Exception as e:
-            self._raise_if_disk_error(e, f"saving checkpoint step {self._saving}")
+            self._raise_if_disk_error(e, self._saving)
             raise
 
     def close(self) -> None:
@@ -269,13 +273,17 @@ class Checkpoints:
         finally:
             self.manager.close()
 
-    def _raise_if_disk_error(self, exc: BaseException, doing: str) -> None:
-        """Turns a full disk / permission error into an OSError naming the step and the newest
-        complete checkpoint (orbax reports them from its background threads)."""
+    def _raise_if_disk_error(self, exc: BaseException, *steps: int | None) -> None:
+        """Turns a full disk / permission error into an OSError naming the step that failed (the
+        first of `steps` that did not complete: orbax reports a failed async save at the next
+        save or wait) and the newest complete checkpoint."""
         code = _errno_of(exc)
         if code not in DISK_ERRNOS:
             return
-        done = [s for s in complete_steps(self.directory) if s != self._saving]
+        complete = complete_steps(self.directory)
+        failed = next((s for s in steps if s is not None and s not in complete), None)
+        doing = f"saving checkpoint step {failed}" if failed is not None else "opening"
+        done = [s for s in complete if s != failed]
         latest = (
             f"the newest complete checkpoint is step {done[-1]}, which a rerun resumes from"
             if done
