@@ -24,6 +24,7 @@ from trainloop import checkpoint as ckpt_lib
 from trainloop import metrics as metrics_lib
 from trainloop import train as train_lib
 from trainloop.checkpoint import Checkpoints
+from trainloop.checksums import tree_checksums
 from trainloop.errors import CheckpointError
 from trainloop.metrics import read_metrics
 
@@ -207,9 +208,9 @@ def test_checksums_do_not_depend_on_the_device_layout():
     mesh = jax.make_mesh((8,), ("d",), axis_types=(jax.sharding.AxisType.Auto,))
     sharded = jax.device_put(x, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("d")))
     tree = {"x": x, "b": jnp.array([True, False]), "h": x.astype(jnp.bfloat16)}
-    assert ckpt_lib.tree_checksums(tree)["x"] == ckpt_lib.tree_checksums({"x": sharded})["x"]
+    assert tree_checksums(tree)["x"] == tree_checksums({"x": sharded})["x"]
     changed = x.at[5, 7].set(jnp.nextafter(x[5, 7], jnp.inf))  # one bit of one element
-    assert ckpt_lib.tree_checksums({"x": changed})["x"] != ckpt_lib.tree_checksums(tree)["x"]
+    assert tree_checksums({"x": changed})["x"] != tree_checksums(tree)["x"]
 
 
 @pytest.fixture(scope="module")
