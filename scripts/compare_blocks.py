@@ -73,6 +73,10 @@ def run(
     for b in blocks:
         if b not in BLOCKS:
             raise ConfigError(f"Unknown block {b!r}; valid blocks: {', '.join(BLOCKS)}.")
+    for name, value, low in (("steps", steps, 0), ("timing_rounds", rounds, 1),
+                             ("timing_steps", timed, 1), ("timing_warmup", warmup, 0)):  # fmt: skip
+        if value < low:
+            raise ConfigError(f"--{name}={value} must be >= {low}.")
     os.makedirs(out, exist_ok=True)
     configs = {b: compare.load_config(config_spec, b, steps, overrides) for b in blocks}
     tasks = {}

@@ -221,6 +221,10 @@ def run():
 
     from simplified_tf import diagnostics as D
 
+    for name, value, low in (("batch", _BATCH.value, 1), ("seq", _SEQ.value, 0),
+                             ("layers", _LAYERS.value, 0)):  # fmt: skip
+        if value < low:
+            raise ConfigError(f"--{name}={value} must be >= {low}.")
     base, config = _base_model_config()
     cfgs = model_configs(base)
     params, step = (None, None)
