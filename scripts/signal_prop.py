@@ -82,8 +82,11 @@ def _base_model_config():
         path = os.path.join(_WORKDIR.value, "config.json")
         if not os.path.exists(path):
             raise ConfigError(f"No --config given and no {path}; pass --config=... for the model.")
-        with open(path) as f:
-            return ml_collections.ConfigDict(json.load(f)["model"]), None
+        try:
+            with open(path) as f:
+                return ml_collections.ConfigDict(json.load(f)["model"]), None
+        except (ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"{path} is not a readable config.json with a model ({e}).") from None
     return None, None
 
 

@@ -38,8 +38,11 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
             f"No config.json in {workdir!r}: pass the --workdir of a finished or running "
             "scripts/train.py run."
         )
-    with open(path) as f:
-        return ml_collections.ConfigDict(json.load(f))
+    try:
+        with open(path) as f:
+            return ml_collections.ConfigDict(json.load(f))
+    except ValueError as e:  # also UnicodeDecodeError
+        raise ConfigError(f"{path} is not a readable config.json ({e}).") from None
 
 
 def check_decoder(config: ml_collections.ConfigDict, workdir: str) -> None:
