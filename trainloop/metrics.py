@@ -133,7 +133,12 @@ class MetricsWriter:
             f"WARNING: TensorBoard event file: {error}; TensorBoard output is off for the rest of "
             "this run (metrics.jsonl is unaffected)."
         )
-        self._tb = None
+        tb, self._tb = self._tb, None
+        if tb is not None:
+            try:
+                tb.close()  # releases the file; its unwritten buffer is lost either way
+            except OSError:
+                pass
 
     def _set_aside(self, name: str, lines: list[bytes], what: str) -> None:
         path = os.path.join(os.path.dirname(self.path), name)
@@ -196,8 +201,8 @@ class MetricsWriter:
 
     def close(self) -> None:
         if self._tb is not None:
+            tb, self._tb = self._tb, None
             try:
-                self._tb.close()
+                tb.close()
             except OSError as e:
                 self._tb_failed(e)
-            self._tb = None
