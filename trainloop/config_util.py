@@ -72,6 +72,7 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
     error (line and text), an import that fails, no `get_config`, or `get_config` raising (its
     ConfigError as is; any other exception with its type, message and the line that raised it).
     """
+    import importlib.machinery
     import importlib.util
     import os
     import traceback
@@ -84,7 +85,9 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
             "configs/decoder.py:size=small (relative paths start from the current directory)."
         )
     name = "_config_" + "".join(c if c.isalnum() else "_" for c in os.path.abspath(path))
-    module_spec = importlib.util.spec_from_file_location(name, path)
+    # An explicit source loader: spec_from_file_location finds none for names not ending in .py.
+    loader = importlib.machinery.SourceFileLoader(name, path)
+    module_spec = importlib.util.spec_from_loader(name, loader)
     module = importlib.util.module_from_spec(module_spec)
 
     def failed(stage: str, e: Exception) -> ConfigError:
