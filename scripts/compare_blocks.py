@@ -19,7 +19,16 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from trainloop import host_alloc  # noqa: E402  (imports no jax: runs before jax starts its threads)
+from trainloop import signals  # noqa: E402  (stdlib only)
+
+STOP_NOTE = (
+    "outside a training step; the blocks' checkpoints that finished saving are complete (rerun "
+    "the same command to resume)."
+)
+if __name__ == "__main__":  # first thing, so a stop during the imports below gets a message too
+    signals.install(STOP_NOTE)
+
+from trainloop import cli, host_alloc  # noqa: E402  (import no jax: run before jax starts threads)
 
 # CPU speed: keep freed host memory mapped so XLA's per-step temporary buffer is not page-faulted in
 # again every step (see trainloop/host_alloc.py; 5-15% per decoder step on CPU). Must precede any
@@ -64,6 +73,10 @@ def run(
     for b in blocks:
         if b not in BLOCKS:
             raise ConfigError(f"Unknown block {b!r}; valid blocks: {', '.join(BLOCKS)}.")
+    for name, value, low in (("steps", steps, 0), ("timing_rounds", rounds, 1),
+                             ("timing_steps", timed, 1), ("timing_warmup", warmup, 0)):  # fmt: skip
+        if value < low:
+            raise ConfigError(f"--{name}={value} must be >= {low}.")
     os.makedirs(out, exist_ok=True)
     configs = {b: compare.load_config(config_spec, b, steps, overrides) for b in blocks}
     tasks = {}
@@ -75,7 +88,10 @@ def run(
             continue
         print(f"[{b}] training {cfg.num_steps} steps into {workdir}", file=sys.stderr, flush=True)
         tasks[b] = make_task_and_data(cfg, kind)[0]
-        train_and_evaluate(cfg, workdir, tasks[b])
+        result = train_and_evaluate(cfg, workdir, tasks[b])
+        cli.exit_if_interrupted(
+            result, workdir, "Rerun the same command to resume; finished blocks are skipped."
+        )
 
     print("Timing pass (interleaved)...", file=sys.stderr, flush=True)
     load_before = os.getloadavg()
@@ -142,22 +158,18 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
-    try:
-        run(
-            _CONFIG.value,
-            _BLOCKS.value,
-            _OUT.value,
-            steps=_STEPS.value,
-            rounds=_ROUNDS.value,
-            timed=_TIMED.value,
-            warmup=_WARMUP.value,
-            baseline=_BASELINE.value,
-            overrides=_OVERRIDE.value,
-        )
-    except ConfigError as e:
-        print(f"Error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run(
+        _CONFIG.value,
+        _BLOCKS.value,
+        _OUT.value,
+        steps=_STEPS.value,
+        rounds=_ROUNDS.value,
+        timed=_TIMED.value,
+        warmup=_WARMUP.value,
+        baseline=_BASELINE.value,
+        overrides=_OVERRIDE.value,
+    )
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, stop_note=STOP_NOTE)

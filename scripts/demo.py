@@ -15,9 +15,13 @@ import subprocess
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from trainloop import cli  # noqa: E402
+
 _OUT = flags.DEFINE_string("out", "results/demo", "Output directory.")
 _DECODER_STEPS = flags.DEFINE_integer("decoder_steps", 150, "Training steps per decoder block.")
 
@@ -25,7 +29,12 @@ _DECODER_STEPS = flags.DEFINE_integer("decoder_steps", 150, "Training steps per 
 def _run(title: str, *args: str) -> None:
     print(f"\n=== {title} ===\n$ python {' '.join(args)}", flush=True)
     start = time.time()
-    subprocess.run([sys.executable, *args], cwd=ROOT, check=True)
+    status = subprocess.run([sys.executable, *args], cwd=ROOT).returncode
+    if status:
+        cli.fail(
+            f"{title}: the command above failed (exit status {status}; its message is above).",
+            status,
+        )
     print(f"--- {title}: {time.time() - start:.0f} s", flush=True)
 
 
@@ -57,4 +66,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, stop_note="(the outputs of finished parts stay in --out; rerun to resume).")

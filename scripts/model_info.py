@@ -40,18 +40,19 @@ def _simulate_devices(argv: list[str]) -> None:
 _simulate_devices(sys.argv)
 
 from absl import app, flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
 
 from simplified_tf.model_config import BLOCKS, model_config  # noqa: E402
 from simplified_tf.params import GROUPS, count_params  # noqa: E402
+from trainloop import cli  # noqa: E402
 from trainloop.config_util import ConfigError  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config with a .model.")
+_CONFIG = cli.define_config_flag("config", "Experiment config with a .model.")
 _ALL = flags.DEFINE_bool("all_blocks", False, "Compare every block preset side by side.")
 _MEMORY = flags.DEFINE_bool(
     "memory", False, "Print the compiled per-device train/eval memory instead of parameters."
 )
 _DEVICES = flags.DEFINE_integer("devices", 8, "Devices for --memory (simulated on CPU).")
+flags.mark_flags_as_required(["config"])
 
 ROWS = GROUPS + ("total_excl_gains", "total", "block_matrices_per_layer")
 
@@ -141,7 +142,13 @@ def _print_memory(config) -> None:
 
 
 def main(argv):
-    del argv
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if "model" not in _CONFIG.value or _CONFIG.value.model.get("kind") not in ("decoder", "bert"):
+        raise ConfigError(
+            "--config is not a simplified_tf config (it needs model.kind = decoder or bert), e.g. "
+            "configs/decoder.py:block=sas_p,size=paper."
+        )
     if _MEMORY.value:
         _print_memory(_CONFIG.value)
         return
@@ -178,7 +185,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    try:
-        app.run(main)
-    except ConfigError as e:
-        sys.exit(f"Config error: {e}")
+    cli.run(main, stop_note="(this script writes no files).")

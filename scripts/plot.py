@@ -19,6 +19,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from trainloop import cli  # noqa: E402
+from trainloop.config_util import ConfigError  # noqa: E402
 from trainloop.metrics import read_metrics  # noqa: E402
 
 _WORKDIRS = flags.DEFINE_list("workdirs", None, "Comma-separated workdirs (label = basename).")
@@ -57,15 +59,37 @@ def series(events: list[dict], key: str, x: str) -> tuple[list[float], list[floa
     return xs, ys
 
 
+def load_runs(workdirs: list[str], metrics: list[str]) -> dict[str, list[dict]]:
+    """{workdir: events}; ConfigError for a workdir without metrics or a metric no run logged."""
+    runs = {}
+    for workdir in workdirs:
+        path = os.path.join(workdir, "metrics.jsonl")
+        if not os.path.isdir(workdir):
+            raise ConfigError(f"--workdirs entry {workdir!r} is not a directory.")
+        runs[workdir] = read_metrics(path)
+        if not runs[workdir]:
+            raise ConfigError(f"No metric events in {path} (is {workdir!r} a training workdir?).")
+    logged = sorted({k for events in runs.values() for e in events for k in e} - {"step"})
+    for key in metrics:
+        missing = [w for w, events in runs.items() if not any(key in e for e in events)]
+        if missing:
+            raise ConfigError(
+                f"--metrics entry {key!r} is not logged in {missing}. Logged metrics: "
+                f"{', '.join(logged)}."
+            )
+    return runs
+
+
 def main(argv):
-    del argv
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if not _METRICS.value:
+        raise ConfigError("--metrics is empty; name at least one metric, e.g. train/loss.")
+    runs = load_runs(_WORKDIRS.value, _METRICS.value)
     fig, axes = plt.subplots(1, len(_METRICS.value), figsize=(5 * len(_METRICS.value), 3.6))
     axes = [axes] if len(_METRICS.value) == 1 else list(axes)
     for ax, key in zip(axes, _METRICS.value, strict=True):
-        for workdir in _WORKDIRS.value:
-            events = read_metrics(os.path.join(workdir, "metrics.jsonl"))
-            if not events:
-                raise app.UsageError(f"No metrics.jsonl events in {workdir!r}.")
+        for workdir, events in runs.items():
             xs, ys = series(events, key, _X.value)
             ax.plot(xs, ys, label=os.path.basename(os.path.normpath(workdir)))
         ax.set_xlabel("step" if _X.value == "step" else "wall-clock seconds")
@@ -81,4 +105,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, stop_note="before the plot was written.")

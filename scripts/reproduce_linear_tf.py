@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from linear_tf import data, model, phenomena, plots, sweep  # noqa: E402
 from linear_tf.hparams import default_clip, default_lr  # noqa: E402
+from trainloop import cli  # noqa: E402
 
 FIGURES = (
     "loss_curves",
@@ -821,4 +822,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, stop_note="before the summary was written (finished figures stay in --out).")

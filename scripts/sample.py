@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags, logging  # noqa: E402
 
+from trainloop import cli  # noqa: E402
 from trainloop.config_util import ConfigError  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory of a decoder (LM) training run.")
@@ -36,29 +37,29 @@ def main(argv):
         logging.set_verbosity(logging.ERROR)  # hides orbax read-only notices
     from simplified_tf import sampling
 
-    try:
-        if _MAX_NEW.value < 1:
-            raise ConfigError(f"--max_new_tokens={_MAX_NEW.value} must be >= 1.")
-        if not _GREEDY.value and _TEMPERATURE.value <= 0:
-            raise ConfigError(f"--temperature={_TEMPERATURE.value} must be > 0 (or use --greedy).")
-        run = sampling.load_run(_WORKDIR.value)
-        text, new = sampling.sample_text(
-            run,
-            _PROMPT.value,
-            max_new_tokens=_MAX_NEW.value,
-            temperature=_TEMPERATURE.value,
-            top_k=_TOP_K.value,
-            top_p=_TOP_P.value,
-            greedy=_GREEDY.value,
-            seed=_SEED.value,
+    if _MAX_NEW.value < 1:
+        raise ConfigError(f"--max_new_tokens={_MAX_NEW.value} must be >= 1.")
+    if not _GREEDY.value and _TEMPERATURE.value <= 0:
+        raise ConfigError(f"--temperature={_TEMPERATURE.value} must be > 0 (or use --greedy).")
+    if _TOP_K.value < 0 or not 0 < _TOP_P.value <= 1:
+        raise ConfigError(
+            f"--top_k={_TOP_K.value} must be >= 0 (0 = all) and --top_p={_TOP_P.value} in (0, 1]."
         )
-    except ConfigError as e:
-        print(f"Error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run = sampling.load_run(_WORKDIR.value)
+    text, new = sampling.sample_text(
+        run,
+        _PROMPT.value,
+        max_new_tokens=_MAX_NEW.value,
+        temperature=_TEMPERATURE.value,
+        top_k=_TOP_K.value,
+        top_p=_TOP_P.value,
+        greedy=_GREEDY.value,
+        seed=_SEED.value,
+    )
     block = run.config.model.block
     print(f"# {block} @ step {run.step}, {len(new)} new tokens", file=sys.stderr)
     print(text)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, stop_note="before sampling finished (this script writes no files).")

@@ -37,14 +37,12 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
 
+from trainloop import cli  # noqa: E402
 from trainloop.config_util import ConfigError, check_choice  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config",
-    None,
-    "Experiment config (path.py:args), e.g. configs/decoder.py:block=sas_p,size=paper.",
+_CONFIG = cli.define_config_flag(
+    "config", "Experiment config (path.py:args), e.g. configs/decoder.py:block=sas_p,size=paper."
 )
 _BLOCKS = flags.DEFINE_list(
     "blocks", None, "Blocks to compare (default: the config's block, or a standard set)."
@@ -84,8 +82,11 @@ def _base_model_config():
         path = os.path.join(_WORKDIR.value, "config.json")
         if not os.path.exists(path):
             raise ConfigError(f"No --config given and no {path}; pass --config=... for the model.")
-        with open(path) as f:
-            return ml_collections.ConfigDict(json.load(f)["model"]), None
+        try:
+            with open(path) as f:
+                return ml_collections.ConfigDict(json.load(f)["model"]), None
+        except (ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"{path} is not a readable config.json with a model ({e}).") from None
     return None, None
 
 
@@ -121,23 +122,28 @@ def model_configs(base) -> dict:
 
 
 def restore_params(workdir: str, step: int | None) -> tuple[dict, int]:
-    """The "params" entry of the train state saved by trainloop (WORKDIR/checkpoints/<step>/state),
-    as a plain pytree of host arrays."""
-    import orbax.checkpoint as ocp
+    """The "params" entry of the train state saved by trainloop (WORKDIR/checkpoints/<step>/state)
+    on one device, verified against its checksums (read-only; without --step the newest intact
+    checkpoint, skipping a damaged newer one with a warning)."""
+    from trainloop.checkpoint import Checkpoints
 
     directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
     if not os.path.isdir(directory):
         raise ConfigError(f"No checkpoints in {directory}.")
-    manager = ocp.CheckpointManager(directory, item_names=("state", "meta"))
-    steps = manager.all_steps()
-    if not steps:
-        raise ConfigError(f"No checkpoints in {directory}.")
-    step = max(steps) if step is None else step
-    if step not in steps:
-        raise ConfigError(f"--step={step} not found; valid steps: {sorted(steps)}.")
-    state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-    manager.close()
-    return state["state"]["params"], step
+    ckpts = Checkpoints(workdir, 0, 1, read_only=True)
+    try:
+        steps = ckpts.all_steps()
+        if not steps:
+            raise ConfigError(f"No checkpoints in {directory}.")
+        if step is None:
+            step, state, _ = ckpts.restore_latest()
+        elif step not in steps:
+            raise ConfigError(f"--step={step} not found; valid steps: {steps}.")
+        else:
+            state, _ = ckpts.restore(step)
+    finally:
+        ckpts.close()
+    return state["params"], step
 
 
 def make_tokens(cfg, config, T: int):
@@ -207,11 +213,7 @@ def summary_rows(profiles: dict) -> list[dict]:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
-        run()
-    except ConfigError as e:
-        print(f"Error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run()
 
 
 def run():
@@ -222,6 +224,10 @@ def run():
 
     from simplified_tf import diagnostics as D
 
+    for name, value, low in (("batch", _BATCH.value, 1), ("seq", _SEQ.value, 0),
+                             ("layers", _LAYERS.value, 0)):  # fmt: skip
+        if value < low:
+            raise ConfigError(f"--{name}={value} must be >= {low}.")
     base, config = _base_model_config()
     cfgs = model_configs(base)
     params, step = (None, None)
@@ -295,4 +301,4 @@ def run():
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, stop_note="before the profile was written.")

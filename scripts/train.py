@@ -13,7 +13,16 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from trainloop import host_alloc  # noqa: E402  (imports no jax: runs before jax starts its threads)
+from trainloop import signals  # noqa: E402  (stdlib only)
+
+STOP_NOTE = (
+    "before training started; no checkpoint was written by this command (any already in the "
+    "workdir are unchanged)."
+)
+if __name__ == "__main__":  # first thing, so a stop during the imports below gets a message too
+    signals.install(STOP_NOTE)
+
+from trainloop import cli, host_alloc  # noqa: E402  (import no jax: run before jax starts threads)
 
 # CPU speed: keep freed host memory mapped so XLA's per-step temporary buffer is not page-faulted in
 # again every step (see trainloop/host_alloc.py; 5-15% per decoder step on CPU). Must precede any
@@ -21,9 +30,8 @@ from trainloop import host_alloc  # noqa: E402  (imports no jax: runs before jax
 host_alloc.apply_from_argv(sys.argv)
 
 from absl import app, flags, logging  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
 
-from trainloop.config_util import ConfigError, check_choice  # noqa: E402
+from trainloop.config_util import check_choice  # noqa: E402
 
 # Task name -> "module:factory"; each factory maps a config to a trainloop.task.Task.
 TASKS = {
@@ -33,9 +41,7 @@ TASKS = {
 }
 
 host_alloc.define_flag()
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Config file (path.py:args).", lock_config=True
-)
+_CONFIG = cli.define_config_flag("config", "Config file (path.py:args).")
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Output directory (metrics, checkpoints, config.json)."
 )
@@ -82,27 +88,19 @@ def main(argv):
     import flax
     import optax
 
-    from trainloop.train import NonFiniteError, train_and_evaluate
+    from trainloop.defaults import validate
+    from trainloop.train import train_and_evaluate
+
+    config = validate(_CONFIG.value)  # every shared key, before any data or model work
 
     logging.info(
         "jax %s, flax %s, optax %s; process %d/%d; %d local / %d global devices: %s",
         jax.__version__, flax.__version__, optax.__version__, jax.process_index(),
         jax.process_count(), jax.local_device_count(), jax.device_count(), jax.devices(),
     )  # fmt: skip
-    config = _CONFIG.value
-    try:
-        task = make_task(config)
-        result = train_and_evaluate(config, _WORKDIR.value, task)
-    except (ConfigError, NonFiniteError) as e:
-        print(f"\nError: {e}", file=sys.stderr)
-        sys.exit(2 if isinstance(e, ConfigError) else 3)
-    if result.interrupted:
-        print(
-            f"Interrupted at step {result.step}; checkpoint saved in {_WORKDIR.value}/checkpoints. "
-            "Rerun the same command to resume.",
-            file=sys.stderr,
-        )
-        sys.exit(128 + (result.signal or 0))
+    task = make_task(config)
+    result = train_and_evaluate(config, _WORKDIR.value, task)
+    cli.exit_if_interrupted(result, _WORKDIR.value)
     if jax.process_index() == 0:
         print(f"Finished at step {result.step}. Metrics: {_WORKDIR.value}/metrics.jsonl")
         for name, metrics in (
@@ -110,56 +108,15 @@ def main(argv):
             ("eval", result.last_eval_metrics),
         ):
             # Per-layer traces (e.g. "scalars/layer03/beta_ff") stay in metrics.jsonl only.
-            shown = {k: v for k, v in sorted(metrics.items()) if k.count("/") == 1}
+            shown = {k: v for k, v in sorted((metrics or {}).items()) if k.count("/") == 1}
             if shown:
                 print(f"  {name}: " + ", ".join(f"{k}={v:.5g}" for k, v in shown.items()))
 
 
-def _die(message: str):
-    print(f"Error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-def _config_keys(argv) -> list[str]:
-    """All dotted keys of the config named by --config (to list valid choices in errors)."""
-    import importlib.util
-
-    spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
-    if spec is None:
-        return []
-    path, _, arg = spec.partition(":")
-    module_spec = importlib.util.spec_from_file_location("_config_module", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    config = module.get_config(arg) if arg else module.get_config()
-
-    def walk(node, prefix):
-        for key, value in node.items():
-            if hasattr(value, "items"):
-                yield from walk(value, f"{prefix}{key}.")
-            else:
-                yield f"{prefix}{key}"
-
-    return sorted(walk(config, ""))
-
-
-def _parse_flags(argv):
-    """absl flag parsing with one-paragraph errors instead of tracebacks for bad configs."""
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as e:
-        if "ConfigError: " in str(e):  # from get_config; config_flags wraps it with a traceback
-            _die(str(e).rsplit("ConfigError: ", 1)[1].strip())
-        _die(f"{e}\nUsage: {argv[0]} --config=configs/<name>.py[:key=value,...] --workdir=DIR")
-    except (AttributeError, KeyError) as e:
-        valid = _config_keys(argv)
-        bad = [a.split("=", 1)[0][len("--config.") :] for a in argv if a.startswith("--config.")]
-        bad = [k for k in bad if k not in valid] or [str(e).strip("\"'")]
-        _die(f"Unknown config key(s) {bad}. Valid keys: {', '.join(valid)}.")
-
-
 def run():
-    app.run(main, flags_parser=_parse_flags)
+    # Expected failures (bad config, NaN, damaged checkpoints, a full disk, signals before the loop)
+    # end in one paragraph and an exit status; see trainloop/cli.py.
+    cli.run(main, stop_note=STOP_NOTE)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ them.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import statistics
@@ -20,8 +19,10 @@ import time
 import jax
 import ml_collections
 
+from trainloop import config_util
 from trainloop import mesh as mesh_lib
 from trainloop.config_util import ConfigError
+from trainloop.defaults import validate
 from trainloop.metrics import read_metrics
 from trainloop.optim import make_optimizer
 from trainloop.train import make_init_state, make_train_step
@@ -29,21 +30,16 @@ from trainloop.train import make_init_state, make_train_step
 
 def load_config(spec: str, block: str, steps: int = 0, overrides=()) -> ml_collections.ConfigDict:
     """`path.py[:args]` with `block=<block>` appended, then `overrides` ("data.source=DIR", see
-    `apply_overrides`) and `num_steps` = steps if steps > 0."""
+    `apply_overrides`) and `num_steps` = steps if steps > 0; the shared keys are validated."""
     path, _, arg = spec.partition(":")
-    if not os.path.exists(path):
-        raise ConfigError(f"Config file {path!r} does not exist (e.g. configs/decoder.py).")
     parts = [p for p in arg.split(",") if p and not p.startswith("block=")]
-    module_spec = importlib.util.spec_from_file_location(f"_cfg_{abs(hash(path))}", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    config = module.get_config(",".join(parts + [f"block={block}"]))
+    config = config_util.load_config(f"{path}:{','.join(parts + [f'block={block}'])}")
     if "model" not in config or config.model.get("kind") not in ("decoder", "bert"):
         raise ConfigError(f"{spec!r} is not a simplified_tf config (needs model.kind).")
     apply_overrides(config, overrides)
     if steps:
         config.num_steps = int(steps)
-    return config
+    return validate(config)
 
 
 def apply_overrides(config: ml_collections.ConfigDict, overrides) -> ml_collections.ConfigDict:

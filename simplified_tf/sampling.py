@@ -26,6 +26,7 @@ import numpy as np
 from flax import nnx
 
 from simplified_tf.params import model_fns
+from trainloop.checkpoint import Checkpoints
 from trainloop.config_util import ConfigError
 from trainloop.optim import make_optimizer
 
@@ -37,8 +38,11 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
             f"No config.json in {workdir!r}: pass the --workdir of a finished or running "
             "scripts/train.py run."
         )
-    with open(path) as f:
-        return ml_collections.ConfigDict(json.load(f))
+    try:
+        with open(path) as f:
+            return ml_collections.ConfigDict(json.load(f))
+    except ValueError as e:  # also UnicodeDecodeError
+        raise ConfigError(f"{path} is not a readable config.json ({e}).") from None
 
 
 def check_decoder(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -51,39 +55,35 @@ def check_decoder(config: ml_collections.ConfigDict, workdir: str) -> None:
 
 
 def restore_params(workdir: str, config: ml_collections.ConfigDict, init) -> tuple[dict, int]:
-    """(params of the latest checkpoint, its step), restored onto one local device."""
-    import orbax.checkpoint as ocp
+    """(params of the newest intact checkpoint, its step), restored onto one local device.
 
+    Read-only; the checkpoint is verified against its checksums, and a damaged newer one is
+    reported and skipped (see `trainloop.checkpoint.Checkpoints.restore_latest`)."""
     directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
     if not os.path.isdir(directory):
         raise ConfigError(f"No checkpoints in {workdir!r} (expected {directory}); train first.")
-    manager = ocp.CheckpointManager(
-        directory, options=ocp.CheckpointManagerOptions(create=False, read_only=True),
-        item_names=("state", "meta"),
-    )  # fmt: skip
+    key = jax.random.key(0)
+    abstract_params = jax.eval_shape(init, key)
+    tx, _ = make_optimizer(config.optimizer, int(config.num_steps), abstract_params)
+    abstract_state = {
+        "step": jax.ShapeDtypeStruct((), jnp.int32),
+        "params": abstract_params,
+        "opt_state": jax.eval_shape(tx.init, abstract_params),
+        "nonfinite": jax.ShapeDtypeStruct((2,), jnp.int32),
+    }
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    abstract_state = jax.tree_util.tree_map(
+        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device), abstract_state
+    )
+    ckpts = Checkpoints(workdir, 0, 1, read_only=True)
     try:
-        step = manager.latest_step()
-        if step is None:
-            raise ConfigError(f"No checkpoints in {directory}; train first.")
-        key = jax.random.key(0)
-        abstract_params = jax.eval_shape(init, key)
-        tx, _ = make_optimizer(config.optimizer, int(config.num_steps), abstract_params)
-        abstract_state = {
-            "step": jax.ShapeDtypeStruct((), jnp.int32),
-            "params": abstract_params,
-            "opt_state": jax.eval_shape(tx.init, abstract_params),
-            "nonfinite": jax.ShapeDtypeStruct((2,), jnp.int32),
-        }
-        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-        abstract_state = jax.tree_util.tree_map(
-            lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device), abstract_state
-        )
-        restored = manager.restore(
-            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
-        )
+        restored = ckpts.restore_latest(abstract_state)
     finally:
-        manager.close()
-    return restored["state"]["params"], int(step)
+        ckpts.close()
+    if restored is None:
+        raise ConfigError(f"No checkpoints in {directory}; train first.")
+    step, state, _ = restored
+    return state["params"], int(step)
 
 
 @dataclasses.dataclass

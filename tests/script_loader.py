@@ -13,7 +13,7 @@ from absl import flags
 def load_script(path: str, name: str):
     with open(path) as f:
         source = f.read()
-    for flag_name in re.findall(r"DEFINE_\w+\(\s*\"(\w+)\"", source):
+    for flag_name in re.findall(r"(?:DEFINE_\w+|define_config_flag)\(\s*\"(\w+)\"", source):
         if flag_name in flags.FLAGS:
             delattr(flags.FLAGS, flag_name)
     spec = importlib.util.spec_from_file_location(name, path)

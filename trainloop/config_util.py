@@ -8,9 +8,9 @@ from typing import Any
 
 import ml_collections
 
+from trainloop.errors import ConfigError  # re-exported: the historical home of ConfigError
 
-class ConfigError(ValueError):
-    """A user-facing configuration error; the message names the bad value and the valid choices."""
+__all__ = ["ConfigError", "check_choice", "parse_arg"]
 
 
 def _coerce(name: str, raw: str, default: Any) -> Any:
@@ -62,3 +62,64 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
             f"Invalid {name}={value!r}. Valid choices: {', '.join(map(str, choices))}."
         )
     return value
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+    """The config of a `path.py[:arg]` spec: imports the file and returns `get_config(arg)`.
+
+    The one config-file loader of the suite (the `--config` flag of `trainloop.cli` uses it too).
+    Every way it can fail is a ConfigError naming the file: a path that does not exist, a syntax
+    error (line and text), an import that fails, no `get_config`, or `get_config` raising (its
+    ConfigError as is; any other exception with its type, message and the line that raised it).
+    """
+    import importlib.machinery
+    import importlib.util
+    import os
+    import traceback
+
+    path, sep, arg = spec.partition(":")
+    if not path or not os.path.isfile(path):
+        what = "is a directory" if path and os.path.isdir(path) else "does not exist"
+        raise ConfigError(
+            f"Config file {path!r} {what}. Pass --config=path/to/config.py[:args], e.g. "
+            "configs/decoder.py:size=small (relative paths start from the current directory)."
+        )
+    name = "_config_" + "".join(c if c.isalnum() else "_" for c in os.path.abspath(path))
+    # An explicit source loader: spec_from_file_location finds none for names not ending in .py.
+    loader = importlib.machinery.SourceFileLoader(name, path)
+    module_spec = importlib.util.spec_from_loader(name, loader)
+    module = importlib.util.module_from_spec(module_spec)
+
+    def failed(stage: str, e: Exception) -> ConfigError:
+        frames = [f for f in traceback.extract_tb(e.__traceback__) if "importlib" not in f.filename]
+        at = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+        return ConfigError(f"Config file {path!r}: {stage} raised {type(e).__name__}: {e}{at}.")
+
+    try:
+        module_spec.loader.exec_module(module)
+    except SyntaxError as e:
+        text = (e.text or "").strip()
+        raise ConfigError(
+            f"Config file {path!r} has a syntax error at line {e.lineno}: {e.msg}"
+            + (f" in {text!r}." if text else ".")
+        ) from None
+    except ConfigError:
+        raise
+    except Exception as e:
+        raise failed("importing it", e) from None
+    get_config = getattr(module, "get_config", None)
+    if not callable(get_config):
+        raise ConfigError(f"Config file {path!r} defines no get_config(arg=None) function.")
+    try:
+        config = get_config(arg) if sep else get_config()
+    except ConfigError:
+        raise
+    except Exception as e:
+        raise failed(f"get_config({arg!r})" if sep else "get_config()", e) from None
+    if isinstance(config, dict):
+        config = ml_collections.ConfigDict(config)
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise ConfigError(
+            f"Config file {path!r}: get_config returned {type(config).__name__}, not a ConfigDict."
+        )
+    return config

@@ -1,10 +1,19 @@
-"""Console progress bar (process 0 only): step, loss, throughput and ETA."""
+"""Console output of a run (process 0 only): the progress bar (step, loss, throughput, ETA) and
+`announce` lines."""
 
 from __future__ import annotations
 
 import sys
 
 import jax
+from absl import logging
+
+
+def announce(message: str) -> None:
+    """A line for the user on stderr (process 0) and in the log, whatever the log verbosity."""
+    logging.info(message)
+    if jax.process_index() == 0:
+        print(message, file=sys.stderr, flush=True)
 
 
 class Progress:

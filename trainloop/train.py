@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import errno
 import os
+import shutil
 import signal
-import sys
 import time
 
 import jax
@@ -23,26 +24,18 @@ from absl import logging
 
 from trainloop import mesh as mesh_lib
 from trainloop import ramp as ramp_lib
-from trainloop.checkpoint import Checkpoints, structure_signature
+from trainloop import signals
+from trainloop.checkpoint import Checkpoints, complete_steps, structure_signature
 from trainloop.config_util import ConfigError
+from trainloop.defaults import validate
+from trainloop.errors import NonFiniteError
 from trainloop.metrics import MetricsWriter
 from trainloop.optim import global_norm, make_optimizer
 from trainloop.prefetch import Prefetcher
-from trainloop.progress import Progress
+from trainloop.progress import Progress, announce
 from trainloop.task import Task
 
 NONFINITE_WHAT = {1: "train/loss", 2: "train/grad_norm"}
-
-
-def announce(message: str) -> None:
-    """A line for the user on stderr (process 0) and in the log, whatever the log verbosity."""
-    logging.info(message)
-    if jax.process_index() == 0:
-        print(message, file=sys.stderr, flush=True)
-
-
-class NonFiniteError(FloatingPointError):
-    """Raised when the loss or gradients become NaN/Inf; the last good checkpoint is kept."""
 
 
 @dataclasses.dataclass
@@ -63,13 +56,18 @@ def _check_workdir(workdir: str) -> None:
             f.write("ok")
         os.remove(probe)
     except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OSError(e.errno, f"{e.strerror} in the workdir {workdir!r}") from None
         raise ConfigError(
             f"Workdir {workdir!r} is not writable ({e.strerror}). Pass a --workdir you can write to."
         ) from None
 
 
 def _write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
-    """Writes config.json; an existing different one is kept as config.<n>.json, never overwritten."""
+    """Writes config.json; an existing different one is kept as config.<n>.json, never overwritten.
+
+    The new file is written under a temporary name and renamed into place, so config.json is
+    always a complete file (a full disk or a kill leaves the old one)."""
     if jax.process_index() != 0:
         return
     path = os.path.join(workdir, "config.json")
@@ -78,12 +76,20 @@ def _write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
         with open(path) as f:
             if f.read() == text:
                 return
-        n = 1
-        while os.path.exists(os.path.join(workdir, f"config.{n}.json")):
-            n += 1
-        os.replace(path, os.path.join(workdir, f"config.{n}.json"))
-    with open(path, "w") as f:
-        f.write(text)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+        if os.path.exists(path):
+            n = 1
+            while os.path.exists(os.path.join(workdir, f"config.{n}.json")):
+                n += 1
+            shutil.copyfile(path, os.path.join(workdir, f"config.{n}.json"))
+        os.replace(tmp, path)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise OSError(e.errno, f"{e.strerror} while writing {path}") from e
 
 
 def make_init_state(task: Task, tx):
@@ -321,7 +327,33 @@ class _StopFlag:
 def train_and_evaluate(
     config: ml_collections.ConfigDict, workdir: str, task: Task, *, devices=None
 ) -> TrainResult:
-    """Trains `task` as configured, writing config.json, metrics and checkpoints into `workdir`."""
+    """Trains `task` as configured, writing config.json, metrics and checkpoints into `workdir`.
+
+    Bad config values raise ConfigError before anything is touched (`trainloop.defaults.validate`).
+    Inside the loop SIGTERM/SIGINT stop at a step boundary with a checkpoint saved; outside it, in a
+    script that installed `trainloop.signals`, they stop at once naming the newest checkpoint.
+    """
+    validate(config)
+    with signals.noting(_stop_note(os.path.join(workdir, "checkpoints"))):
+        return _train_and_evaluate(config, workdir, task, devices)
+
+
+def _stop_note(directory: str):
+    """What a signal outside the loop leaves on disk (read when the signal arrives)."""
+
+    def note() -> str:
+        steps = complete_steps(directory)
+        if not steps:
+            return "before the first checkpoint; no checkpoint was written (rerun to start)."
+        return (
+            f"outside a training step; the newest complete checkpoint is step {steps[-1]} in "
+            f"{directory} (rerun the same command to resume from it)."
+        )
+
+    return note
+
+
+def _train_and_evaluate(config, workdir, task, devices) -> TrainResult:
     mesh = mesh_lib.make_mesh(config.mesh, devices)
     if task.global_batch_size != config.batch_size:
         raise ConfigError(
@@ -349,9 +381,9 @@ def train_and_evaluate(
     ckpts = Checkpoints(workdir, config.checkpoint_every, config.keep_checkpoints)
     writer = None
     try:
-        latest = ckpts.latest_step()
-        if latest is not None:
-            state, _ = ckpts.restore(latest, abstract_state, workdir)
+        restored = ckpts.restore_latest(abstract_state)  # the newest intact checkpoint
+        if restored is not None:
+            latest, state, _ = restored
             announce(f"Resuming from {ckpts.directory} at step {latest}.")
         else:
             state = jax.jit(init_state, out_shardings=shardings)(init_key)
@@ -365,22 +397,51 @@ def train_and_evaluate(
         train_step = jax.jit(step_fn, donate_argnums=(0,), out_shardings=(shardings, None))
         eval_accum = eval_accum_steps(config)
         eval_step = jax.jit(make_eval_step(task, eval_key, eval_accum))
-        return _run(
+        result = _run(
             config, task, mesh, state, start, num_steps, train_step, eval_step, ckpts, writer, meta
         )
+    except BaseException as error:
+        _close_after_error(error, ckpts, writer)
+        raise
+    try:
+        ckpts.close()  # raises if the final save failed (e.g. a full disk)
     finally:
-        ckpts.close()
-        if writer is not None:
-            writer.close()
+        writer.close()
+    return result
 
 
-def _check_finite(state) -> None:
+def _close_after_error(error: BaseException, ckpts, writer) -> None:
+    """Closes the sinks without letting their own errors (e.g. the same full disk) hide `error`."""
+    for close in [ckpts.close] + ([writer.close] if writer is not None else []):
+        try:
+            close()
+        except Exception as e:
+            same = isinstance(error, OSError) and getattr(e, "errno", None) == error.errno
+            log = logging.info if same else logging.warning
+            log("While stopping after %s: %s", type(error).__name__, e)
+
+
+def _check_finite(state, ckpts) -> None:
+    """Raises NonFiniteError if a step produced a NaN/Inf loss or gradient.
+
+    The step is numbered as in metrics.jsonl (the update that produced state step s + 1 is step
+    s + 1). Checkpoints are only saved after this check passes, so the newest one predates it."""
     step, what = (int(v) for v in jax.device_get(state["nonfinite"]))
-    if step >= 0:
-        raise NonFiniteError(
-            f"Non-finite {NONFINITE_WHAT[what]} at step {step}. Training stopped; the last "
-            "checkpoint before it is intact (lower the learning rate or enable clipping, then rerun)."
+    if step < 0:
+        return
+    ckpts.wait()  # the newest save must be complete before it is named
+    saved = ckpts.latest_step()
+    if saved is None:
+        kept = "No checkpoint had been written before it, so there is nothing to resume from."
+    else:
+        kept = (
+            f"The newest checkpoint, step {saved} in {ckpts.directory}, predates it and holds "
+            "finite values; a rerun in this workdir resumes from it."
         )
+    raise NonFiniteError(
+        f"Non-finite {NONFINITE_WHAT[what]} at step {step + 1}; training stopped. {kept} Lower the "
+        "learning rate or enable clipping (optimizer.clip_norm), then rerun."
+    )
 
 
 def _evaluate(task, eval_step, params, mesh, cache, accum: int = 1):
@@ -437,7 +498,7 @@ def _run(config, task, mesh, state, start, num_steps, train_step, eval_step, ckp
             return
         logged_step, metrics = pending.pop()
         metrics = jax.device_get(metrics)
-        _check_finite(metrics)  # the step's `nonfinite` record rides along with its metrics
+        _check_finite(metrics, ckpts)  # the step's `nonfinite` record rides along with its metrics
         metrics = {k: float(v) for k, v in metrics.items() if k != "nonfinite"}
         now = time.perf_counter()
         steps_per_sec = (logged_step - window["first"]) / max(now - window["start"], 1e-9)
@@ -486,7 +547,7 @@ def _run(config, task, mesh, state, start, num_steps, train_step, eval_step, ckp
             interrupted = stop.should_stop(sync=log_step or bool(periodic) or is_last)
             if periodic or is_last or interrupted:
                 flush()
-                _check_finite(state)
+                _check_finite(state, ckpts)
                 ckpts.save(step, state, meta, force=True)
             if interrupted:
                 result.interrupted, result.signal = True, stop.signum

@@ -15,6 +15,7 @@ from script_loader import load_script
 
 from trainloop.checkpoint import Checkpoints
 from trainloop.config_util import ConfigError
+from trainloop.errors import CheckpointError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "scripts", "signal_prop.py")
@@ -38,6 +39,21 @@ def test_restore_params_reads_the_trainloop_layout(tmp_path):
         script.restore_params(str(tmp_path), 3)
     with pytest.raises(ConfigError, match="No checkpoints"):
         script.restore_params(str(tmp_path / "nothing"), None)
+
+
+def test_restore_params_verifies_and_skips_a_damaged_newest_checkpoint(tmp_path, capsys):
+    ckpts = Checkpoints(str(tmp_path), every=1, keep=3)
+    for step in (6, 7):
+        state = {"step": jnp.int32(step), "params": {"w": jnp.full((2, 3), float(step))}}
+        ckpts.save(step, state, {"structure": {}}, force=True)
+    ckpts.close()
+    (tmp_path / "checkpoints" / "7" / "meta" / "metadata").write_bytes(b"\xff")
+    script = _load_script()
+    restored, step = script.restore_params(str(tmp_path), None)
+    assert step == 6 and float(restored["w"][0, 0]) == 6.0
+    assert "Checkpoint step 7 in" in capsys.readouterr().err
+    with pytest.raises(CheckpointError, match="step 7 .* damaged"):
+        script.restore_params(str(tmp_path), 7)
 
 
 @pytest.mark.slow

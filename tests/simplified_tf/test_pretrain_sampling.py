@@ -3,6 +3,7 @@ training run; clear errors for missing checkpoints, non-decoder runs and over-lo
 
 import functools
 import json
+import os
 
 import chex
 import jax
@@ -139,3 +140,42 @@ def test_load_run_errors(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ConfigError, match="not a decoder run"):
         sampling.load_run(str(tmp_path))
+
+
+def test_restore_params_skips_a_damaged_newest_checkpoint(tmp_path, capsys):
+    """sampling restores through trainloop.checkpoint: a damaged newest checkpoint is reported and
+    the previous intact one is used; nothing in the workdir changes."""
+    from simplified_tf.params import model_fns
+    from trainloop.checkpoint import Checkpoints, structure_signature
+    from trainloop.errors import CheckpointError
+    from trainloop.optim import make_optimizer
+
+    c = base_config()
+    c.model = model_config("sas_p", "tiny", "decoder")
+    fns = model_fns(c.model)
+    tx, _ = make_optimizer(
+        c.optimizer, int(c.num_steps), jax.eval_shape(fns.init, jax.random.key(0))
+    )
+    states = {}
+    ckpts = Checkpoints(str(tmp_path), every=1, keep=3)
+    for step in (1, 2):
+        params = fns.init(jax.random.key(step))
+        states[step] = {
+            "step": jnp.int32(step),
+            "params": params,
+            "opt_state": tx.init(params),
+            "nonfinite": jnp.full((2,), -1, jnp.int32),
+        }
+        meta = {"structure": structure_signature(states[step])}
+        ckpts.save(step, states[step], meta, force=True)
+    ckpts.close()
+    (tmp_path / "checkpoints" / "2" / "meta" / "metadata").write_text('{"structure": {"par')
+    params, step = sampling.restore_params(str(tmp_path), c, fns.init)
+    assert step == 1
+    chex.assert_trees_all_equal(jax.device_get(params), jax.device_get(states[1]["params"]))
+    err = capsys.readouterr().err
+    assert "Checkpoint step 2 in" in err and "Using step 1" in err
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1", "2"]  # read-only: nothing moved
+    (tmp_path / "checkpoints" / "1" / "meta" / "metadata").write_text("")
+    with pytest.raises(CheckpointError, match="No intact checkpoint"):
+        sampling.restore_params(str(tmp_path), c, fns.init)

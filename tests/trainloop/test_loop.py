@@ -110,7 +110,9 @@ def test_resume_drops_metrics_logged_after_last_checkpoint(tmp_path):
 
 
 def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
-    with pytest.raises(train_lib.NonFiniteError, match="train/loss at step 5"):
+    # blowup_at=5: the loss of the 6th update (state step 5 -> 6) is NaN; steps are numbered as in
+    # metrics.jsonl, and the step-4 checkpoint is the newest one.
+    with pytest.raises(train_lib.NonFiniteError, match="train/loss at step 6.* step 4 in "):
         _run(tmp_path, task=make_toy_task(blowup_at=5), checkpoint_every=4, log_every=3)
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["4"]
     resumed = _run(tmp_path, num_steps=4)  # the kept checkpoint restores fine
