@@ -51,12 +51,12 @@ def default_suite_config(**overrides) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict(
         dict(
             source="stdlib",  # a corpus of `simplified_tf.data.corpus.load_corpus`
-            train_examples=1024,  # per task
+            train_examples=768,  # per task
             eval_examples=512,  # per task
             eval_fraction=0.3,  # of the files
-            min_chars=40,
-            max_chars=160,
-            max_lines=6,
+            min_chars=30,
+            max_chars=80,  # <= ~55 WordPiece tokens with a 2048-piece vocabulary
+            max_lines=2,
             topics=8,
             min_topic_files=4,  # per split
             seed=0,  # of the file split and the example draw (not of fine-tuning)

@@ -19,8 +19,9 @@ Three steps, so that the expensive parts are shared by the runs that can share t
   norms gives NaNs in fine-tuning).
 
 Loss: cross-entropy (classification) or mean squared error (regression), averaged over the
-batch. The loop's own evaluation reports loss and accuracy (or mse) on the first eval split; the
-official metrics (MCC, F1, Pearson, Spearman need all predictions at once) come from `evaluate`.
+batch. With `eval_every > 0` the loop also evaluates loss and accuracy (or mse) on the first eval
+split every `eval_every` steps (metrics.jsonl); the official metrics (MCC, F1, Pearson and
+Spearman need all predictions at once) come from `evaluate`, after training.
 """
 
 from __future__ import annotations
@@ -277,7 +278,11 @@ def make_task(prepared: Prepared, config: ml_collections.ConfigDict) -> Task:
         loss=loss,
         global_batch_size=int(config.batch_size),
         host_batch=host_batch,
-        eval_batches=lambda: encoding.eval_batches(first_eval, eval_size),
+        # The loop's evaluation (loss and accuracy/mse curves) only when periodic evaluation is
+        # asked for; the official metrics of every eval split come from `evaluate` after training.
+        eval_batches=(lambda: encoding.eval_batches(first_eval, eval_size))
+        if int(config.eval_every) > 0
+        else None,
         eval_loss=lambda params, batch: loss(params, batch, None),
         name=f"finetune/{prepared.spec.name}",
     )
@@ -315,9 +320,9 @@ def read_results(workdir: str) -> dict | None:
         return json.load(f)
 
 
-def run(prepared: Prepared, seed: int, workdir: str) -> dict:
+def run(prepared: Prepared, seed: int, workdir: str, *, devices=None) -> dict:
     """Fine-tunes with `seed` into `workdir` and returns (and writes) its results; a workdir that
-    already has results is returned as it is."""
+    already has results is returned as it is. `devices`: as `train_and_evaluate` (default all)."""
     done = read_results(workdir)
     if done is not None:
         return done
@@ -326,7 +331,7 @@ def run(prepared: Prepared, seed: int, workdir: str) -> dict:
     start = time.perf_counter()
     status, message = "ok", ""
     try:
-        result = train_and_evaluate(config, workdir, make_task(prepared, config))
+        result = train_and_evaluate(config, workdir, make_task(prepared, config), devices=devices)
     except NonFiniteError as e:
         status, message = "nonfinite", str(e)
         split_metrics = {s: dict.fromkeys(prepared.spec.metrics, math.nan) for s in prepared.evals}

@@ -62,7 +62,7 @@ def finetune_config(
     c.num_steps = 0  # 0 = downstream.epochs over the training split
     c.batch_size = batch or BATCH
     c.log_every = 10
-    c.eval_every = 0  # the loop evaluates (loss, accuracy) once, at the end
+    c.eval_every = 0  # > 0: loss/accuracy curves in metrics.jsonl; official metrics come after
     c.checkpoint_every = 0  # the final state is saved
     c.keep_checkpoints = 1
     c.model = m
@@ -75,7 +75,9 @@ def finetune_config(
     d.seeds = seeds  # runs per task, with seeds seed, seed+1, ...
     d.epochs = epochs or (CODE_EPOCHS if code else GLUE_EPOCHS)
     d.head_dropout = DROPOUT
-    d.max_seq_len = 0  # 0 = the model's max_len (128 for Crammed BERT)
+    # 0 = the model's max_len (128 for Crammed BERT). Code suite: 64 tokens hold every single
+    # snippet; pairs are truncated longest-first.
+    d.max_seq_len = 64 if code else 0
     d.max_train_examples = 0  # 0 = all; > 0 keeps the first ones (quick looks at big tasks)
     d.eval_batch_size = 128
     d.glue_dir = glue_dir  # folder of GLUE's TSV layout, or "hf:nyu-mll/glue" (.[hf] extra)

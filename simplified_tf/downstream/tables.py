@@ -7,8 +7,9 @@
 2. fine-tunes each on the three tasks of the offline code suite with `seeds` seeds
    (`simplified_tf.downstream.recipes.finetune_config("code", ...)`), into
    OUT/finetune/<block>/<task>/seed<k>;
-3. writes OUT/summary.md and OUT/summary.json: per block the suite average (Table 1) and every
-   task (Table 2) as mean ± std over seeds, the MLM eval loss and the parameter count.
+3. writes OUT/summary.md, OUT/summary.json and OUT/summary.png: per block the suite average
+   (Table 1) and every task (Table 2) as mean ± std over seeds, the MLM eval loss and the
+   parameter count.
 
 Resumable: a finished pretraining (its checkpoint at the last step) or fine-tuning run (its
 results.json) is not redone when the command is rerun, and an interrupted one resumes from its
@@ -26,7 +27,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from simplified_tf.compare import eval_curve, is_finished
+from simplified_tf.compare import apply_overrides, eval_curve, is_finished
 from simplified_tf.downstream import finetune, report
 from simplified_tf.downstream.recipes import finetune_config
 from simplified_tf.params import count_params
@@ -42,9 +43,13 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def pretrain(block: str, size: str, out_dir: str, log: Callable[[str], None] = _say) -> dict:
-    """Pretrains (or finds finished) BERT with `block`; {"workdir", "status", "eval_loss", ...}."""
-    config = bert_config(block, size)
+def pretrain(
+    block: str, size: str, out_dir: str, overrides=(), log: Callable[[str], None] = _say
+) -> dict:
+    """Pretrains (or finds finished) BERT with `block`; {"workdir", "status", "eval_loss", ...}.
+
+    `overrides`: "dotted.key=value" strings applied to the pretraining config."""
+    config = apply_overrides(bert_config(block, size), overrides)
     config.progress_bar = False
     workdir = os.path.join(out_dir, "pretrain", block)
     failed = f"{workdir}.nonfinite.json"
@@ -74,18 +79,6 @@ def pretrain(block: str, size: str, out_dir: str, log: Callable[[str], None] = _
     return info | dict(status="ok", eval_loss=curve["loss"][-1] if curve["loss"] else None)
 
 
-def _nan_results(prepared: finetune.Prepared, seed: int, message: str) -> dict:
-    spec = prepared.spec
-    return dict(
-        task=spec.name,
-        seed=seed,
-        status="nonfinite",
-        message=message,
-        scores={n: float("nan") for n in spec.score_names},
-        in_average=spec.in_average,
-    )
-
-
 def run(
     out_dir: str,
     quick: bool = True,
@@ -93,19 +86,28 @@ def run(
     blocks: Sequence[str] = BLOCKS,
     tasks: str = "all",
     log: Callable[[str], None] = _say,
+    size: str = "",
+    pretrain_overrides: Sequence[str] = (),
+    finetune_overrides: Sequence[str] = (),
 ) -> dict:
-    """Runs (or resumes) the whole table into `out_dir` and returns the summary dict."""
+    """Runs (or resumes) the whole table into `out_dir` and returns the summary dict.
+
+    `size` (default "quick", or "small" with quick=False) and the "dotted.key=value" overrides of
+    the pretraining and fine-tuning configs (e.g. "data.source=DIR",
+    "downstream.code.source=DIR") are for other scales and corpora; the rows are always blocks.
+    """
     for b in blocks:
         check_choice("block", b, BLOCKS)
     if seeds < 1:
         raise ConfigError(f"seeds={seeds} must be >= 1.")
-    size = "quick" if quick else "small"
+    size = size or ("quick" if quick else "small")
     os.makedirs(out_dir, exist_ok=True)
     start = time.perf_counter()
-    pretrained = {b: pretrain(b, size, out_dir, log) for b in blocks}
+    pretrained = {b: pretrain(b, size, out_dir, pretrain_overrides, log) for b in blocks}
     rows, all_runs, columns = {}, {}, []
     for block in blocks:
         config = finetune_config("code", tasks, block, size, init_from=pretrained[block]["workdir"])
+        config = apply_overrides(config, finetune_overrides)
         config.progress_bar = False
         ok = pretrained[block]["status"] == "ok"
         encoder = finetune.load_encoder(config) if ok else None
@@ -162,7 +164,7 @@ def summary_markdown(summary: dict) -> str:
     lines = [
         f"Offline code suite, BERT size={summary['size']}, {summary['seeds']} fine-tuning seeds "
         f"per block and task; scores x 100 (Accept. = MCC, Pair = mean of F1 and accuracy, "
-        "Topic = accuracy), mean ± sample std over seeds; average = mean of the three task scores "
+        "Topic = accuracy), mean ± sample std over seeds; average = mean of the task scores "
         "per seed.",
         "",
         table,
@@ -177,9 +179,41 @@ def summary_markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(summary: dict, path: str) -> None:
+    """Bars per block: the average and every task, mean ± std over seeds (NaN rows left empty)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = ["average"] + list(summary["columns"])
+    blocks = list(summary["rows"])
+    width = 0.8 / max(len(blocks), 1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 + 1.5 * len(names)), 3.4), dpi=90)
+    for i, block in enumerate(blocks):
+        row = summary["rows"][block]
+        stats = [row["average"]] + [
+            row["columns"].get(n, {"mean": np.nan, "std": 0}) for n in names[1:]
+        ]
+        x = np.arange(len(names)) + (i - (len(blocks) - 1) / 2) * width
+        ax.bar(x, [s["mean"] for s in stats], width, yerr=[s["std"] for s in stats], label=block)
+    ax.set_xticks(np.arange(len(names)), names)
+    ax.set_ylabel("score (x 100)")
+    ax.set_title(
+        f"Code suite after BERT pretraining (size={summary['size']}), {summary['seeds']} seeds"
+    )
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, ncol=3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def write_summary(out_dir: str, summary: dict) -> None:
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2, sort_keys=True)
         f.write("\n")
     with open(os.path.join(out_dir, "summary.md"), "w") as f:
         f.write(summary_markdown(summary))
+    plot(summary, os.path.join(out_dir, "summary.png"))

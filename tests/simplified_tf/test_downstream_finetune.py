@@ -9,20 +9,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
-from stf_helpers import perturb
 from test_downstream_glue import write_glue_fixture
 
-from simplified_tf.downstream import finetune
+from simplified_tf.downstream import finetune, report
 from simplified_tf.downstream.recipes import finetune_config
 from simplified_tf.model_config import model_config
-from simplified_tf.models import BertClassifier
 from simplified_tf.recipes import bert_config, decoder_config
 from simplified_tf.tasks import make_mlm_task
 from trainloop.config_util import ConfigError
 from trainloop.train import train_and_evaluate
 
 GOOD, BAD = "good great fine nice", "bad awful poor sad"
+ONE = jax.devices()[:1]  # one CPU device: the loop's behaviour on 8 is tested in tests/trainloop
 
 
 def _sst_fixture(root, n_train=32, n_dev=16):
@@ -61,7 +59,7 @@ def test_fine_tuning_from_init_from_learns_a_separable_fixture_perfectly(tmp_pat
     c = _tiny_config(tmp_path)
     pre = bert_config("pre_ln", "tiny", steps=2)
     pre.data, pre.progress_bar, pre.checkpoint_every = c.data, False, 0
-    trained = train_and_evaluate(pre, str(tmp_path / "mlm"), make_mlm_task(pre))
+    trained = train_and_evaluate(pre, str(tmp_path / "mlm"), make_mlm_task(pre), devices=ONE)
     body = jax.device_get(trained.state["params"])
 
     _sst_fixture(tmp_path / "glue")
@@ -76,7 +74,7 @@ def test_fine_tuning_from_init_from_learns_a_separable_fixture_perfectly(tmp_pat
     chex.assert_trees_all_equal(jax.device_get(p0["bert"]), body)
     assert not np.allclose(p0["classifier"]["kernel"], p1["classifier"]["kernel"])
 
-    result = finetune.run(prepared, 0, str(tmp_path / "run"))
+    result = finetune.run(prepared, 0, str(tmp_path / "run"), devices=ONE)
     assert result["status"] == "ok"
     assert result["metrics"]["validation"]["accuracy"] == 1.0, result
     assert result["scores"] == {"SST-2": 100.0}
@@ -84,11 +82,39 @@ def test_fine_tuning_from_init_from_learns_a_separable_fixture_perfectly(tmp_pat
     assert json.loads((tmp_path / "mlm" / "config.json").read_text())["task"] == "mlm"
 
 
+def test_a_non_finite_run_is_recorded_as_nan_not_raised(tmp_path, monkeypatch):
+    _sst_fixture(tmp_path / "glue", n_train=16, n_dev=8)
+    c = _tiny_config(tmp_path, epochs=1)
+    prepared = finetune.prepare(c, finetune.load_encoder(c), "sst2")
+
+    def nan_loss(logits_BC, batch, regression):
+        return jnp.float32(jnp.nan), {"accuracy": jnp.float32(0), "weight": jnp.float32(1)}
+
+    monkeypatch.setattr(finetune, "classifier_loss", nan_loss)
+    result = finetune.run(prepared, 3, str(tmp_path / "nan"), devices=ONE)
+    assert result["status"] == "nonfinite" and "Non-finite train/loss" in result["message"]
+    assert np.isnan(result["scores"]["SST-2"])
+    assert finetune.read_results(str(tmp_path / "nan"))["status"] == "nonfinite"
+    ok = dict(result, seed=0, scores={"SST-2": 90.0})
+    row = report.summarize_row([ok, result])
+    assert report.cell(row["columns"]["SST-2"]) == "NaN (1/2)"
+
+
 @pytest.mark.parametrize("block", ["pre_ln", "sas_p"])
 def test_extra_padding_leaves_the_logits_unchanged(block):
-    cfg = model_config(block, "tiny", "bert", vocab_size=64)
-    graphdef, state = nnx.split(perturb(BertClassifier(cfg, 3, rngs=nnx.Rngs(0)), seed=1))
-    forward = jax.jit(lambda state, x, valid: nnx.merge(graphdef, state)(x, valid))
+    fns = finetune.classifier_fns(model_config(block, "tiny", "bert", vocab_size=64), 3, 0.1)
+
+    @jax.jit
+    def init_perturbed(key):  # noise on every param, so zero-init queries etc. hide nothing
+        leaves, tree = jax.tree.flatten(fns.init(key))
+        keys = jax.random.split(jax.random.key(1), len(leaves))
+        noise = [
+            0.1 * jax.random.normal(k, x.shape, x.dtype) for x, k in zip(leaves, keys, strict=True)
+        ]
+        return jax.tree.unflatten(tree, [x + n for x, n in zip(leaves, noise, strict=True)])
+
+    state = init_perturbed(jax.random.key(0))
+    forward = jax.jit(lambda state, x, valid: fns.merge(state)(x, valid))
     tokens = jax.random.randint(jax.random.key(2), (3, 24), 5, 64)
     lengths = jnp.array([16, 9, 3])
 
