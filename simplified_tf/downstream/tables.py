@@ -201,7 +201,8 @@ def plot(summary: dict, path: str) -> None:
     ax.set_xticks(np.arange(len(names)), names)
     ax.set_ylabel("score (x 100)")
     ax.set_title(
-        f"Code suite after BERT pretraining (size={summary['size']}), {summary['seeds']} seeds"
+        f"Code suite after BERT pretraining (size={summary['size']}), {summary['seeds']} seeds",
+        fontsize=9,
     )
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, ncol=3)
