@@ -149,7 +149,7 @@ def read_tsv(task: GlueTask, path: str) -> Examples:
     if task.header:
         if not rows:
             raise ConfigError(f"GLUE file {path} is empty (expected a header row).")
-        header = [h.strip() for h in rows[0]]
+        header = [h.strip().lstrip("\ufeff") for h in rows[0]]  # MRPC dumps may keep a BOM
         wanted = [c for c in (task.text_a, task.text_b, task.label) if c is not None]
         missing = [c for c in wanted if c not in header]
         if missing:

@@ -40,7 +40,7 @@ def write_glue_fixture(root, n: int = 4):
             root,
             "MRPC",
             f"{split}.tsv",
-            ["Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"]
+            ["\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String"]
             + [f"{i % 2}\t{i}\t{i + 100}\tmrpc a {i}\tmrpc b {i}" for i in range(n)],
         )
         _write(
