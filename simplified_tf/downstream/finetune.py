@@ -78,7 +78,7 @@ def expand_tasks(config: ml_collections.ConfigDict) -> tuple[str, ...]:
         return tuple(n for n in names if n != "wnli")
     out = tuple(t.strip() for t in raw.split(",") if t.strip())
     for t in out:
-        check_choice(f"downstream task ({config.downstream.suite})", t, names + ("all",))
+        check_choice(f"downstream task ({config.downstream.suite})", t, names)
     if not out or len(set(out)) != len(out):
         raise ConfigError(f"downstream.tasks={raw!r} must name tasks once each, or be 'all'.")
     return out
