@@ -11,9 +11,9 @@ Tasks (simplified_tf/downstream/code_suite.py): `acceptability` (real snippet vs
 corruption that Python's parser rejects; MCC), `pair` (same module?; mean of F1 and accuracy),
 `topic` (which of the 8 largest packages; accuracy). Sizes: --config.downstream.code.* .
 
-Recipe: the GLUE recipe of configs/glue.py except the peak LR (optimizer.lr = 1e-3 instead of
-1.5e-4) and the epochs (downstream.epochs), both set for a 4-layer, 128-wide model fine-tuned for a
-few hundred steps on CPU.
+Recipe: the GLUE recipe of configs/glue.py (5 epochs, batch 32, cosine decay, AdamW eps 1e-6,
+dropout 0.1) except the peak LR: optimizer.lr = 1e-3 instead of 1.5e-4, for runs of 100 steps of
+a 4-layer, 128-wide model (simplified_tf/downstream/recipes.py says why).
 
 Args: tasks ("all" or e.g. "topic,pair"), block, size, init_from, seeds, seed, lr, epochs,
 batch, dtype. 0 / "" keeps the recipe.

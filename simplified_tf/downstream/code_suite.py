@@ -6,7 +6,9 @@ Three tasks whose labels are true by construction, so they can be checked:
   doubled. Python's own parser decides: every label-1 text passes `ast.parse` and every label-0
   text fails it. The classes are balanced.
 - `pair` (MRPC-like, F1 and accuracy): do two snippets come from the same module (label 1) or
-  from two different modules (label 0)? Balanced.
+  from two different modules (label 0)? Balanced. Same-module pairs are drawn at most
+  `pair_window` snippets apart (0: anywhere in the module), so they tend to share names, as
+  paraphrases share words.
 - `topic` (SST-like, accuracy): which top-level package a snippet comes from, among the
   `topics` largest packages that have at least `min_topic_files` files in both splits; an equal
   number of examples per package.
@@ -51,12 +53,13 @@ def default_suite_config(**overrides) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict(
         dict(
             source="stdlib",  # a corpus of `simplified_tf.data.corpus.load_corpus`
-            train_examples=768,  # per task
+            train_examples=640,  # per task (5 epochs of batch 32 = 100 steps)
             eval_examples=512,  # per task
             eval_fraction=0.3,  # of the files
             min_chars=30,
-            max_chars=80,  # <= ~55 WordPiece tokens with a 2048-piece vocabulary
-            max_lines=2,
+            max_chars=60,  # <= ~45 WordPiece tokens with a 2048-piece vocabulary
+            max_lines=1,
+            pair_window=3,  # > 0: a same-module pair is at most this many snippets apart
             topics=8,
             min_topic_files=4,  # per split
             seed=0,  # of the file split and the example draw (not of fine-tuning)
@@ -215,7 +218,7 @@ def _acceptability(pool: dict[str, list[str]], n: int, rng) -> Examples:
     return _examples(rows, rng, paired=False)
 
 
-def _pair(pool: dict[str, list[str]], n: int, rng) -> Examples:
+def _pair(pool: dict[str, list[str]], n: int, rng, window: int) -> Examples:
     names = sorted(pool)
     multi = [m for m in names if len(pool[m]) >= 2]
     if len(names) < 2 or not multi:
@@ -224,7 +227,13 @@ def _pair(pool: dict[str, list[str]], n: int, rng) -> Examples:
     for i in range(n):
         if i % 2 == 0:  # two snippets of one module
             m = multi[rng.integers(len(multi))]
-            j, k = rng.choice(len(pool[m]), 2, replace=False)
+            if window > 0:  # two snippets at most `window` statements apart
+                j = int(rng.integers(len(pool[m])))
+                near = [k for k in range(j - window, j + window + 1) if k != j]
+                near = [k for k in near if 0 <= k < len(pool[m])]
+                k = near[rng.integers(len(near))]
+            else:
+                j, k = rng.choice(len(pool[m]), 2, replace=False)
             rows.append((pool[m][j], pool[m][k], 1, (m, m)))
         else:  # one snippet each of two modules
             m1, m2 = (names[i] for i in rng.choice(len(names), 2, replace=False))
@@ -301,7 +310,7 @@ def load_code_task(name: str, cfg: ml_collections.ConfigDict) -> TaskData:
         if name == "acceptability":
             splits[split] = _acceptability(pool, int(n), rng)
         elif name == "pair":
-            splits[split] = _pair(pool, int(n), rng)
+            splits[split] = _pair(pool, int(n), rng, int(cfg.pair_window))
         else:
             splits[split] = _topic(pool, spec.label_names, int(n), rng)
     return TaskData(spec, splits["train"], {"validation": splits["validation"]})
