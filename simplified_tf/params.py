@@ -69,12 +69,13 @@ class ModelFns(NamedTuple):
     state_of: Callable[[Mapping], nnx.State]
 
 
-def model_fns(model_config: ml_collections.ConfigDict) -> ModelFns:
-    """`ModelFns` for `model_config` (one abstract template, copied on every `state_of` call)."""
-    graphdef, template = nnx.split(abstract_model(model_config))
+def module_fns(build: Callable[[nnx.Rngs], nnx.Module]) -> ModelFns:
+    """`ModelFns` of the module `build(rngs)` makes (one abstract template, copied on every
+    `state_of` call)."""
+    graphdef, template = nnx.split(nnx.eval_shape(lambda: build(nnx.Rngs(0))))
 
     def init(rng):
-        return nnx.to_pure_dict(nnx.state(build_model(model_config, rngs=nnx.Rngs(rng))))
+        return nnx.to_pure_dict(nnx.state(build(nnx.Rngs(rng))))
 
     def state_of(params):
         state = jax.tree.map(lambda x: x, template)  # fresh copy: replace_by_pure_dict mutates
@@ -85,6 +86,12 @@ def model_fns(model_config: ml_collections.ConfigDict) -> ModelFns:
         return nnx.merge(graphdef, state_of(params))
 
     return ModelFns(graphdef, init, merge, state_of)
+
+
+def model_fns(model_config: ml_collections.ConfigDict) -> ModelFns:
+    """`ModelFns` of the model `build_model(model_config)` (DecoderLM or BertMLM)."""
+    validate(model_config)
+    return module_fns(lambda rngs: build_model(model_config, rngs=rngs))
 
 
 def param_shapes(model_or_config) -> dict[str, tuple[int, ...]]:

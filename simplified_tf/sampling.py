@@ -6,18 +6,14 @@ checkpoint. `generate(...)` prefills the prompt token by token through `DecoderL
 jitted step for prompt and continuation; `pos` is traced, so it compiles once) and then samples with
 temperature / top-k / top-p, or greedily.
 
-The checkpoint holds the whole train state {"step", "params", "opt_state", "nonfinite"}; it is
-restored onto an abstract target rebuilt like the training loop does (model params from
-`jax.eval_shape`, optimizer state from `trainloop.optim.make_optimizer`), placed on one device, and
-only `params` is kept.
+The params come from `trainloop.checkpoint.restore_latest_params` (the optimizer state is not
+read), on one device.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-import os
 
 import jax
 import jax.numpy as jnp
@@ -26,23 +22,8 @@ import numpy as np
 from flax import nnx
 
 from simplified_tf.params import model_fns
-from trainloop.checkpoint import Checkpoints
+from trainloop.checkpoint import restore_latest_params
 from trainloop.config_util import ConfigError
-from trainloop.optim import make_optimizer
-
-
-def read_config(workdir: str) -> ml_collections.ConfigDict:
-    path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path):
-        raise ConfigError(
-            f"No config.json in {workdir!r}: pass the --workdir of a finished or running "
-            "scripts/train.py run."
-        )
-    try:
-        with open(path) as f:
-            return ml_collections.ConfigDict(json.load(f))
-    except ValueError as e:  # also UnicodeDecodeError
-        raise ConfigError(f"{path} is not a readable config.json ({e}).") from None
 
 
 def check_decoder(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -52,38 +33,6 @@ def check_decoder(config: ml_collections.ConfigDict, workdir: str) -> None:
             f"{workdir!r} is not a decoder run (task={config.get('task')!r}, model.kind={kind!r}); "
             "sampling needs a causal LM (model.kind='decoder', e.g. configs/decoder.py)."
         )
-
-
-def restore_params(workdir: str, config: ml_collections.ConfigDict, init) -> tuple[dict, int]:
-    """(params of the newest intact checkpoint, its step), restored onto one local device.
-
-    Read-only; the checkpoint is verified against its checksums, and a damaged newer one is
-    reported and skipped (see `trainloop.checkpoint.Checkpoints.restore_latest`)."""
-    directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
-    if not os.path.isdir(directory):
-        raise ConfigError(f"No checkpoints in {workdir!r} (expected {directory}); train first.")
-    key = jax.random.key(0)
-    abstract_params = jax.eval_shape(init, key)
-    tx, _ = make_optimizer(config.optimizer, int(config.num_steps), abstract_params)
-    abstract_state = {
-        "step": jax.ShapeDtypeStruct((), jnp.int32),
-        "params": abstract_params,
-        "opt_state": jax.eval_shape(tx.init, abstract_params),
-        "nonfinite": jax.ShapeDtypeStruct((2,), jnp.int32),
-    }
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    abstract_state = jax.tree_util.tree_map(
-        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device), abstract_state
-    )
-    ckpts = Checkpoints(workdir, 0, 1, read_only=True)
-    try:
-        restored = ckpts.restore_latest(abstract_state)
-    finally:
-        ckpts.close()
-    if restored is None:
-        raise ConfigError(f"No checkpoints in {directory}; train first.")
-    step, state, _ = restored
-    return state["params"], int(step)
 
 
 @dataclasses.dataclass
@@ -104,10 +53,9 @@ class Run:
 def load_run(workdir: str) -> Run:
     from simplified_tf.data import make_text_data
 
-    config = read_config(workdir)
-    check_decoder(config, workdir)
+    run = restore_latest_params(workdir, check_config=lambda c: check_decoder(c, workdir))
+    config, params, step = run.config, run.params, run.step
     fns = model_fns(config.model)
-    params, step = restore_params(workdir, config, fns.init)
     data = make_text_data(
         config.data,
         kind="decoder",

@@ -15,19 +15,23 @@ again. A full disk or a permission problem while saving becomes an `OSError` nam
 directory and the newest complete checkpoint; the checkpoints already on disk stay usable.
 
 Code that restores through its own orbax manager (e.g. a partial restore of the params) calls
-`verify_restored(manager, step, restored_state)` on what it read.
+`verify_restored(manager, step, restored_state)` on what it read. `restore_latest_params(workdir)`
+reads a run back for another use (fine-tuning, sampling): its config.json and verified params.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import logging as py_logging
 import os
 import re
 import sys
+from collections.abc import Callable
 
 import jax
+import ml_collections
 import orbax.checkpoint as ocp
 from absl import logging
 
@@ -352,42 +356,60 @@ class Checkpoints:
         )
 
 
-def _raise_unless_damage(exc: BaseException, step: int, directory: str) -> None:
-    """Re-raises errors of the machine (permissions, I/O, memory) instead of calling the checkpoint
-    damaged; a missing file (ENOENT) is damage."""
-    if isinstance(exc, (MemoryError, KeyboardInterrupt)):
-        raise exc
-    if "RESOURCE_EXHAUSTED" in str(exc) and _errno_of(exc) is None:
-        raise exc  # out of (device) memory
-    code = _errno_of(exc)
-    if code in DISK_ERRNOS:
-        raise OSError(
-            code, f"{os.strerror(code)} while reading checkpoint step {step} in {directory}"
-        ) from exc
+@dataclasses.dataclass(frozen=True)
+class RunParams:
+    """What `restore_latest_params` reads from a workdir."""
+
+    config: ml_collections.ConfigDict  # the run's config.json
+    params: dict  # the "params" entry of the train state, as saved (nested dicts of arrays)
+    step: int  # the checkpoint's step
 
 
-def _read_meta(manager: ocp.CheckpointManager, step: int) -> dict:
+def read_run_config(workdir: str) -> ml_collections.ConfigDict:
+    """`WORKDIR/config.json` (written by the training loop) as a ConfigDict."""
+    path = os.path.join(workdir, "config.json")
+    if not os.path.isfile(path):
+        raise ConfigError(
+            f"No config.json in {workdir!r}: pass the workdir of a run of the training loop "
+            "(scripts/train.py --workdir=...), finished or still running."
+        )
     try:
-        meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-    except Exception as e:
-        _raise_unless_damage(e, step, str(manager.directory))
-        raise CheckpointError(f"its meta item is unreadable ({_first_line(e)})") from e
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"its meta item is not a JSON object ({type(meta).__name__})")
-    return meta
+        with open(path) as f:
+            return ml_collections.ConfigDict(json.load(f))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path} is not a readable config.json ({e}).") from None
 
 
-def verify_restored(manager: ocp.CheckpointManager, step: int, state) -> dict:
-    """For code that restores through its own orbax manager (items "state" and "meta"), e.g. a
-    partial restore of the params: reads the `meta` item of `step` and verifies `state` (all of the
-    restored state, or a part such as {"params": ...}) against the recorded checksums.
+def restore_latest_params(
+    workdir: str,
+    *,
+    check_config: Callable[[ml_collections.ConfigDict], None] | None = None,
+) -> RunParams:
+    """The config and the params of the newest intact checkpoint of `workdir`, on one device.
 
-    Returns meta; raises CheckpointError naming the step if the checkpoint is damaged. (Falling
-    back to an older step is the caller's choice; `Checkpoints.restore_latest` does.)"""
-    directory = str(manager.directory)
+    For another use of a finished (or running) run: fine-tuning, sampling, diagnostics. The tree
+    comes from the checkpoint's metadata, so no model or optimizer is needed. The checkpoint is
+    verified against its checksums; a damaged newer one is reported and skipped (nothing in the
+    workdir is modified). `check_config(config)` runs before any checkpoint is opened and may raise
+    a ConfigError to refuse the run (e.g. the wrong model kind).
+    """
+    config = read_run_config(workdir)
+    if check_config is not None:
+        check_config(config)
+    directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+    if not os.path.isdir(directory):
+        raise ConfigError(f"No checkpoints in {workdir!r} (expected {directory}); train first.")
+    ckpts = Checkpoints(workdir, 0, 1, read_only=True)
     try:
-        meta = _read_meta(manager, step)
-        verify_checksums(state, meta, step, directory)
-    except CheckpointError as e:
-        raise CheckpointError(f"Checkpoint step {step} in {directory} is damaged: {e}.") from e
-    return meta
+        restored = ckpts.restore_latest()
+    finally:
+        ckpts.close()
+    if restored is None:
+        raise ConfigError(f"No checkpoints in {directory}; train first.")
+    step, state, _ = restored
+    if not isinstance(state, dict) or "params" not in state:
+        raise ConfigError(
+            f"The checkpoint {directory}/{step} has no 'params' entry; it was not written by this "
+            "training loop."
+        )
+    return RunParams(config, state["params"], int(step))
