@@ -25,7 +25,7 @@ Sections:
 Host allocator: by default glibc is told (trainloop/host_alloc.py) to keep freed memory mapped, so
 XLA's temporary buffer of each step is not mmapped and page-faulted in anew every step; it applies
 to the whole process, PyTorch peers included. Where the time goes and what bounds each target:
-benchmarks/profile_step.py (writes PROFILE.md).
+benchmarks/profiler.py (writes PROFILE.md).
 """
 
 from __future__ import annotations
