@@ -480,7 +480,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--results", default=os.path.join(_HERE, "results.json"),
                     help="make-bench results quoted in the bounds")  # fmt: skip
     args = ap.parse_args(argv)
-    host_alloc.keep_host_memory()  # as `make bench` does
+    host_alloc.set_xla_cpu_flags()  # as `make bench` does (jax has not started yet)
+    host_alloc.keep_host_memory()
 
     from benchmarks import machine, torch_peers
     from benchmarks.decoder import decoder_config
