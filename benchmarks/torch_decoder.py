@@ -13,11 +13,11 @@ global-norm clipping 1.0), eager or under `torch.compile`. Same interface as `De
 
 from __future__ import annotations
 
-import time
-
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from benchmarks.torch_peers import TorchTrainStep
 
 STD = 0.02
 
@@ -115,7 +115,7 @@ def param_groups(model: nn.Module, weight_decay: float):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
 
-class TorchDecoderPeer:
+class TorchDecoderPeer(TorchTrainStep):
     """Train step of `Decoder` on a fixed batch; `compiled` wraps the model in `torch.compile`
     (its compile time, the first step, is reported separately as `compile_time_s`)."""
 
@@ -135,43 +135,9 @@ class TorchDecoderPeer:
         self.tokens_per_step = int(self.inputs.numel())
         self.times: list[float] = []
         self.losses: list[float] = []
-        self.compile_time_s = None
 
-    def step(self) -> float:
-        t0 = time.perf_counter()
-        logits = self.forward(self.inputs)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), self.targets.reshape(-1))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.opt.step()
-        self.opt.zero_grad(set_to_none=True)
-        self.losses.append(float(loss.detach()))
-        return time.perf_counter() - t0
-
-    def warmup(self, n: int) -> None:
-        first = self.step()
-        if self.compiled:
-            self.compile_time_s = first
-        for _ in range(n - 1):
-            self.step()
-
-    def run(self, n: int) -> None:
-        self.times += [self.step() for _ in range(n)]
+    def logits(self):
+        return self.forward(self.inputs)
 
     def result(self) -> dict:
-        med = sorted(self.times)[len(self.times) // 2] if self.times else float("nan")
-        return dict(
-            block=self.name,
-            batch_size=self.batch_size,
-            steps_timed=len(self.times),
-            step_time_s=med,
-            tokens_per_step=self.tokens_per_step,
-            tokens_per_sec=self.tokens_per_step / med,
-            n_params=self.n_params,
-            torch=torch.__version__,
-            threads=torch.get_num_threads(),
-            compiled=self.compiled,
-            compile_time_s=self.compile_time_s,
-            loss_first=self.losses[0] if self.losses else float("nan"),
-            loss_last=self.losses[-1] if self.losses else float("nan"),
-        )
+        return dict(self.common_result(), block=self.name)

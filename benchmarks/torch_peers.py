@@ -46,7 +46,61 @@ def _set_threads() -> int:
     return n
 
 
-class GPT2Peer:
+class TorchTrainStep:
+    """The peers' shared step on a fixed batch: `self.logits()`, cross-entropy, backward, global-norm
+    clipping at 1.0, the optimiser step. Under torch.compile the first step (tracing and compiling
+    forward and backward) is kept apart as `compile_time_s`."""
+
+    compiled = False
+    compile_time_s = None
+
+    def step(self) -> float:
+        import torch
+        import torch.nn.functional as F
+
+        t0 = time.perf_counter()
+        logits = self.logits()
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), self.targets.reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        dt = time.perf_counter() - t0
+        self.losses.append(float(loss.detach()))
+        return dt
+
+    def warmup(self, n: int) -> None:
+        first = self.step()
+        if self.compiled:
+            self.compile_time_s = first
+        for _ in range(n - 1):
+            self.step()
+
+    def run(self, n: int) -> None:
+        self.times += [self.step() for _ in range(n)]
+
+    def common_result(self) -> dict:
+        import torch
+
+        ts = sorted(self.times)
+        med = ts[len(ts) // 2] if ts else float("nan")
+        return dict(
+            batch_size=self.batch_size,
+            steps_timed=len(ts),
+            step_time_s=med,
+            tokens_per_step=self.tokens_per_step,
+            tokens_per_sec=self.tokens_per_step / med,
+            n_params=self.n_params,
+            torch=torch.__version__,
+            threads=torch.get_num_threads(),
+            compiled=self.compiled,
+            compile_time_s=self.compile_time_s,
+            loss_first=self.losses[0] if self.losses else float("nan"),
+            loss_last=self.losses[-1] if self.losses else float("nan"),
+        )
+
+
+class GPT2Peer(TorchTrainStep):
     """HF GPT-2 train step at a decoder model config; same interface as `DecoderBench`."""
 
     def __init__(self, model_cfg, batch: dict, batch_size: int, seed: int = 0, compiled=False):
@@ -88,52 +142,16 @@ class GPT2Peer:
         self.losses: list[float] = []
         self.attn_implementation = getattr(self.config, "_attn_implementation", None)
 
-    def step(self) -> float:
-        import torch
-        import torch.nn.functional as F
-
-        t0 = time.perf_counter()
-        logits = self.forward(input_ids=self.inputs).logits
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), self.targets.reshape(-1))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.opt.step()
-        self.opt.zero_grad(set_to_none=True)
-        dt = time.perf_counter() - t0
-        self.losses.append(float(loss.detach()))
-        return dt
-
-    def warmup(self, n: int) -> None:
-        first = self.step()  # under torch.compile: tracing + compiling forward and backward
-        if self.compiled:
-            self.compile_time_s = first
-        for _ in range(n - 1):
-            self.step()
-
-    def run(self, n: int) -> None:
-        self.times += [self.step() for _ in range(n)]
+    def logits(self):
+        return self.forward(input_ids=self.inputs).logits
 
     def result(self) -> dict:
-        import numpy as np
-        import torch
         import transformers
 
-        med = float(np.median(self.times)) if self.times else float("nan")
         return dict(
+            self.common_result(),
             block="hf_gpt2_compiled" if self.compiled else "hf_gpt2",
-            compiled=self.compiled,
-            compile_time_s=self.compile_time_s,
-            batch_size=self.batch_size,
             seq_len=self.seq_len,
-            steps_timed=len(self.times),
-            step_time_s=med,
-            tokens_per_step=self.tokens_per_step,
-            tokens_per_sec=self.tokens_per_step / med,
-            n_params=self.n_params,
-            torch=torch.__version__,
             transformers=transformers.__version__,
-            threads=self.threads,
             attn_implementation=self.attn_implementation,
-            loss_first=self.losses[0] if self.losses else float("nan"),
-            loss_last=self.losses[-1] if self.losses else float("nan"),
         )
