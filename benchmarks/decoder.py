@@ -201,6 +201,7 @@ class DecoderBench:
     model_overrides: dict = dataclasses.field(default_factory=dict)
     devices: list | None = None
     seed: int = 0
+    compiler_options: dict | None = None  # XLA options for this step's compile (benchmarks/ab.py)
 
     def __post_init__(self):
         built = build_step(
@@ -215,7 +216,7 @@ class DecoderBench:
         t0 = time.perf_counter()
         lowered = jax.jit(step_fn, donate_argnums=(0,)).lower(self.state, self.batch)
         t1 = time.perf_counter()
-        self.compiled = lowered.compile()
+        self.compiled = lowered.compile(compiler_options=self.compiler_options)
         t2 = time.perf_counter()
         self.lower_time = t1 - t0
         self.compile_time = t2 - t1

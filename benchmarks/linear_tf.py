@@ -8,7 +8,7 @@
    optimisers and all seeds in one program), timed end to end (compilation included), with the elapsed
    time at the end of every 250-step chunk. Nothing is extrapolated.
 3. With --torch_steps=K > 0: the plain PyTorch loop of the same model and data
-   (benchmarks/torch_peers.py, one run at a time) for the same 12 runs x K steps, timed end to end, next
+   (benchmarks/torch_linear_tf.py, one run at a time) for the same 12 runs x K steps, timed end to end, next
    to the elapsed time of our sweep at step K (same number of steps; ours includes its compilation).
 With --figure_dir the protocol's sweep also yields the full-protocol Setting-1 loss-curve figure (D1),
 so the CPU time is spent once. Writes benchmarks/linear_tf.json and prints markdown table rows; the load
@@ -99,7 +99,7 @@ def bench_protocol(steps: int, keep_result: bool = False) -> dict:
 
 def bench_torch(steps_per_run: int) -> dict:
     """The plain PyTorch loop for the 12 runs (2 optimisers x 6 seeds) of `steps_per_run` steps each."""
-    from benchmarks import torch_peers
+    from benchmarks import torch_linear_tf, torch_peers
 
     skipped = torch_peers.missing(need_transformers=False)
     if skipped:
@@ -108,7 +108,7 @@ def bench_torch(steps_per_run: int) -> dict:
     finals = {}
     for name in LRS:
         for seed in SEEDS:
-            loop = torch_peers.LinearTFTorchLoop(name, seed=seed)
+            loop = torch_linear_tf.NotebookLoop(name, seed=seed)
             for _ in range(steps_per_run):
                 loop.step()
             finals.setdefault(name, []).append(loop.eval_losses[-1])
@@ -234,7 +234,7 @@ def main():
         k = torch["steps_per_run"]
         ours = torch["ours_seconds_same_steps"]
         print(
-            f"| plain PyTorch loop (benchmarks/torch_peers.py), 12 runs x {k} steps, measured | "
+            f"| plain PyTorch loop (benchmarks/torch_linear_tf.py), 12 runs x {k} steps, measured | "
             f"{torch['seconds']:.0f} s ({torch['run_steps_per_sec']:.0f} run-steps/s) |"
         )
         if ours:

@@ -12,18 +12,20 @@ Sections:
            tokens/s, analytic FLOPs/s, MFU against a 2048x2048 float32 matmul peak sampled between
            the rounds, compile time, memory. Ratios are to pre_ln of the same size and run, paired
            per round (median over rounds of the two round-median step times), robust to drift.
-  peer     HF GPT-2 (PyTorch, CPU) at the same config, timed inside the same rounds as the blocks
-           (needs the `bench` extra; skipped with a message otherwise). Runs with `decoder` only.
-  linear   linear_tf: the JAX step and Setting-1 protocol from benchmarks/linear_tf.py (run for
-           fewer steps and extrapolated linearly), against a plain PyTorch loop
-           (benchmarks/torch_peers.py) timed for a few hundred steps and extrapolated.
+  peer     PyTorch peers at the same config, timed inside the same rounds as the blocks: HF GPT-2
+           eager and under torch.compile (benchmarks/torch_peers.py), and a pre_ln / SAS-P decoder
+           written from the paper (benchmarks/torch_decoder.py). Needs the `bench` extra (skipped
+           with a message otherwise).
+  linear   linear_tf's Setting-1 protocol: the authors' notebook loop and our algorithm in PyTorch
+           (benchmarks/torch_linear_tf.py, one run at a time, a few hundred steps extrapolated), and
+           ours in JAX (one run per step; all 12 runs in one program, benchmarks/linear_tf.py).
   compile  compile time of the scanned deep config: 72 vs 18 layers (abstract shapes only),
            alternating, fastest of each kept.
 
 Host allocator: by default glibc is told (trainloop/host_alloc.py) to keep freed memory mapped, so
 XLA's temporary buffer of each step is not mmapped and page-faulted in anew every step; it applies
 to the whole process, PyTorch peers included. Where the time goes and what bounds each target:
-benchmarks/profile_step.py (writes PROFILE.md).
+benchmarks/profiler.py (writes PROFILE.md).
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import math
 import os
 import sys
+import tempfile
 import time
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -78,7 +80,7 @@ MODES = {
         steps_per_round=2,
         peer_steps_per_round=1,
         warmup=1,
-        linear_jax_steps=250,
+        linear_jax_steps=500,
         linear_torch_steps=50,
         compile_batch=2,
         compile_repeats=1,
@@ -94,6 +96,30 @@ def log(msg: str) -> None:
 # ----------------------------------------------------------------------------- decoder (+ peer)
 
 
+PEERS = ("hf_gpt2", "hf_gpt2_compiled", "torch_pre_ln", "torch_sas_p")
+
+
+def build_peers(model_cfg, host_batch: dict, batch_size: int, warmup: int) -> dict:
+    """The PyTorch peers of one size (same config and batch as our steps), warmed up."""
+    from benchmarks import torch_decoder
+
+    peers = {}
+    for name in PEERS:
+        log(f"{name}: build" + (" + torch.compile" if name.endswith("compiled") else ""))
+        if name.startswith("hf_gpt2"):
+            peer = torch_peers.GPT2Peer(
+                model_cfg, host_batch, batch_size, compiled=name.endswith("compiled")
+            )
+        else:
+            block = name.removeprefix("torch_")
+            peer = torch_decoder.TorchDecoderPeer(model_cfg, block, host_batch, batch_size)
+        rss0 = machine.host_memory()["rss"]
+        peer.warmup(warmup)
+        peer.host_rss_delta = machine.host_memory()["rss"] - rss0
+        peers[name] = peer
+    return peers
+
+
 def measure_decoder(
     size: str,
     batch_size: int,
@@ -106,7 +132,7 @@ def measure_decoder(
     devices=None,
     peak: machine.MatmulPeak | None = None,
 ) -> dict:
-    """Builds every block's step (and the GPT-2 peer), then times them round-robin.
+    """Builds every block's step (and the PyTorch peers), then times them round-robin.
 
     Returns {"configs": {name: result}, "peak": matmul summary, "peer_skipped": reason or None};
     derived ratios/MFU come from `summarise`.
@@ -122,10 +148,7 @@ def measure_decoder(
         skipped = torch_peers.missing()
         if skipped is None:
             ref = benches[blocks[0]]
-            log(f"{size}/hf_gpt2_torch: build")
-            host_batch = jax_to_numpy(ref.batch)
-            benches["hf_gpt2_torch"] = torch_peers.GPT2Peer(ref.model_cfg, host_batch, batch_size)
-            benches["hf_gpt2_torch"].warmup(warmup)
+            benches |= build_peers(ref.model_cfg, jax_to_numpy(ref.batch), batch_size, warmup)
         else:
             log(skipped)
     names = list(benches)
@@ -135,7 +158,7 @@ def measure_decoder(
         order = names[r % len(names) :] + names[: r % len(names)]
         log(f"{size}: round {r + 1}/{rounds} ({steps_per_round} steps each)")
         for name in order:
-            n = peer_steps_per_round if name == "hf_gpt2_torch" else steps_per_round
+            n = peer_steps_per_round if name in PEERS else steps_per_round
             before = len(benches[name].times)
             benches[name].run(n)
             per_round[name].append(machine.median(benches[name].times[before:]))
@@ -143,6 +166,8 @@ def measure_decoder(
     configs = {name: b.result() for name, b in benches.items()}
     for name in names:
         configs[name]["round_median_step_s"] = per_round[name]
+        if name in PEERS:
+            configs[name]["host_rss_delta_bytes"] = benches[name].host_rss_delta
     del benches
     gc.collect()
     return {"configs": configs, "peak": peak.summary(), "peer_skipped": skipped}
@@ -187,8 +212,18 @@ def summarise(section: dict, baseline: str = "pre_ln") -> dict:
                 r["tokens_per_sec_ratio"] = r["tokens_per_sec_ratio_of_medians"]
             if "analytic" in r:
                 r["params_ratio"] = r["analytic"]["n_params"] / base["analytic"]["n_params"]
-    if base is not None and "hf_gpt2_torch" in configs:
-        section["ours_vs_peer"] = 1.0 / configs["hf_gpt2_torch"]["tokens_per_sec_ratio"]
+    # ours / peer, paired per round: (ours, peer) pairs
+    pairs = {
+        "pre_ln_vs_hf_gpt2": ("pre_ln", "hf_gpt2"),
+        "pre_ln_vs_hf_gpt2_compiled": ("pre_ln", "hf_gpt2_compiled"),
+        "sas_p_vs_torch_sas_p": ("sas_p", "torch_sas_p"),
+        "torch_sas_p_vs_torch_pre_ln": ("torch_sas_p", "torch_pre_ln"),
+    }
+    section["vs_peers"] = {
+        key: paired_ratio(configs[b]["round_median_step_s"], configs[a]["round_median_step_s"])
+        for key, (a, b) in pairs.items()
+        if a in configs and b in configs
+    }
     return section
 
 
@@ -196,63 +231,65 @@ def summarise(section: dict, baseline: str = "pre_ln") -> dict:
 
 
 def measure_linear(jax_steps: int, torch_steps: int) -> dict:
-    """JAX (benchmarks/linear_tf.py) vs a plain PyTorch loop on the Setting-1 protocol."""
+    """Paper B's Setting-1 protocol three ways: the authors' notebook loop and our algorithm, both in
+    PyTorch with one run at a time (benchmarks/torch_linear_tf.py), and ours in JAX (one run per
+    step, and all 12 runs in one program; benchmarks/linear_tf.py)."""
     out: dict = {"protocol": dict(PROTOCOL)}
     runs = PROTOCOL["optimizers"] * PROTOCOL["seeds"]
     total_run_steps = runs * PROTOCOL["steps"]
-    try:
-        from benchmarks import linear_tf as lt
-    except ImportError as e:  # pragma: no cover - the file belongs to another helper
-        out["jax"] = None
-        out["todo"] = f"benchmarks/linear_tf.py not importable ({e}); JAX side not measured."
-    else:
-        log("linear_tf: JAX step")
-        out["jax_step"] = lt.bench_step(repeats=30)
-        log(f"linear_tf: JAX Setting-1 protocol, {jax_steps} steps")
-        proto = lt.bench_protocol(jax_steps)
-        steady = proto.get("steady_run_steps_per_sec", math.nan)
-        if math.isfinite(steady) and "first_chunk_seconds" in proto:
-            # compile + first chunk as measured, the remaining run-steps at the steady rate (the
-            # estimate benchmarks/linear_tf.py prints itself)
-            first_steps = proto["runs"] * min(jax_steps, 250)
-            proto["extrapolated_full_s"] = (
-                proto["first_chunk_seconds"] + (total_run_steps - first_steps) / steady
-            )
-            proto["extrapolation"] = "first 250-step chunk (incl. compile) + rest at steady rate"
-        else:
-            proto["extrapolated_full_s"] = proto["seconds"] * PROTOCOL["steps"] / jax_steps
-            proto["extrapolation"] = "linear in steps (incl. compile)"
-        out["jax"] = proto
+    from benchmarks import linear_tf as lt
+
+    log("linear_tf: JAX step (one run)")
+    out["jax_step"] = lt.bench_step(repeats=30)
+    log(f"linear_tf: JAX Setting-1 protocol, {jax_steps} steps")
+    proto = lt.bench_protocol(jax_steps)
+    # compile + first chunk as measured, the remaining run-steps at the steady rate
+    first_steps = proto["runs"] * min(jax_steps, 250)
+    proto["extrapolated_full_s"] = (
+        proto["first_chunk_seconds"]
+        + (total_run_steps - first_steps) / proto["steady_run_steps_per_sec"]
+    )
+    out["jax"] = proto
     skipped = torch_peers.missing(need_transformers=False)
     if skipped:
-        out["torch"] = None
         out["torch_skipped"] = skipped
         log(skipped)
         return out
-    log(f"linear_tf: PyTorch loop, {torch_steps} steps per optimiser")
-    per_opt = {}
-    for name in ("sgdm", "adam"):
-        loop = torch_peers.LinearTFTorchLoop(name, seed=0)
-        for _ in range(5):
-            loop.step()
-        times = [loop.step() for _ in range(torch_steps)]
-        per_opt[name] = dict(
-            median_step_ms=1e3 * machine.median(times),
-            mean_step_ms=1e3 * sum(times) / len(times),
-            steps_timed=len(times),
-            last_eval_loss=loop.eval_losses[-1],
+    from benchmarks import torch_linear_tf
+
+    for name, cls in (
+        ("notebook", torch_linear_tf.NotebookLoop),
+        ("stats", torch_linear_tf.StatsLoop),
+    ):
+        log(f"linear_tf: PyTorch {name} loop, {torch_steps} steps per optimiser")
+        per_opt = {}
+        for opt in ("sgdm", "adam"):
+            loop = cls(opt, seed=0)
+            for _ in range(5):
+                loop.step()
+            times = [loop.step() for _ in range(torch_steps)]
+            per_opt[opt] = dict(
+                median_step_ms=1e3 * machine.median(times),
+                mean_step_ms=1e3 * sum(times) / len(times),
+                last_eval_loss=loop.eval_losses[-1],
+            )
+        mean_step = sum(v["mean_step_ms"] for v in per_opt.values()) / len(per_opt) / 1e3
+        median_step = sum(v["median_step_ms"] for v in per_opt.values()) / len(per_opt) / 1e3
+        out[f"torch_{name}"] = dict(
+            per_optimizer=per_opt,
+            median_step_s=median_step,
+            extrapolated_full_s=mean_step * total_run_steps,
         )
-    mean_step = sum(v["mean_step_ms"] for v in per_opt.values()) / len(per_opt) / 1e3
-    out["torch"] = dict(
-        per_optimizer=per_opt,
-        extrapolated_full_s=mean_step * total_run_steps,
-        note=(
-            f"{torch_steps} steps per optimiser timed; the {runs} runs x {PROTOCOL['steps']} steps "
-            "are extrapolated linearly from the mean step time (runs are sequential in a plain loop)."
-        ),
+    ours_step = out["jax_step"]["median_ms"] / 1e3
+    ours_full = proto["extrapolated_full_s"]
+    nb, st = out["torch_notebook"], out["torch_stats"]
+    out["speedups"] = dict(
+        single_run=nb["median_step_s"] / ours_step,  # per step, one run
+        protocol=nb["extrapolated_full_s"] / ours_full,  # 12 runs x 10,000 steps
+        algorithm=nb["median_step_s"] / st["median_step_s"],  # torch: notebook -> statistics
+        framework=st["median_step_s"] / ours_step,  # statistics: torch -> JAX, one run
+        batching=ours_step * total_run_steps / ours_full,  # JAX: 12 runs one by one -> one program
     )
-    if out.get("jax"):
-        out["speedup"] = out["torch"]["extrapolated_full_s"] / out["jax"]["extrapolated_full_s"]
     return out
 
 
@@ -303,6 +340,8 @@ def main(argv=None) -> dict:
     )
     args = ap.parse_args(argv)
     only = parse_only(args.only)
+    # torch.compile's cache in a fresh directory: the reported compile time is a first (cold) one.
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="bench_inductor_"))
     mode = "quick" if args.quick else "full"
     m = MODES[mode]
     command = "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:])

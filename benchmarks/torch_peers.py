@@ -1,17 +1,16 @@
-"""PyTorch peers measured in the same process as the JAX benchmarks (CPU, eager mode).
+"""The HF GPT-2 peer measured in the same process as the JAX benchmarks (CPU), and `missing()`.
 
 * `GPT2Peer`: HF `transformers` `GPT2LMHeadModel` at the decoder's width / depth / heads / sequence /
   batch / vocabulary, with n_inner = 4d, ReLU (our MLP's activation), tied head and all dropout 0,
   trained by `torch.optim.AdamW` (the suite's recipe: lr 1e-3, betas 0.9/0.999, eps 1e-8, weight decay
   0.1, global-norm clipping 1.0) on the same random-token batch. Differences that remain: GPT-2 has
   biases in every linear and LayerNorm (not RMSNorm), decays every parameter, and has no LR schedule.
-* `LinearTFTorchLoop`: a plain PyTorch loop of the linear-Transformer Setting-1 run (spec
-  linear_transformers.md §1-3): sparse parameterisation (B_l, C_l per layer), L=3, d=5, n=20, fresh
-  B=1000 Gaussian prompts per step, σ=0.05 init, clip 1, Adam (0.9, 0.9, eps 1e-8) or SGDM (0.9),
-  lr 0.02, and the fixed-batch evaluation every 50 steps that the protocol records.
+  `compiled=True` runs the model under `torch.compile` (default inductor backend); the first step,
+  which traces and compiles forward and backward, is reported as `compile_time_s`.
 
-Both expose `available()` so callers can skip with a clear message when torch/transformers are
-missing (they are in the `bench` extra: `pip install -e '.[bench]'`).
+The other peers: benchmarks/torch_decoder.py (a PyTorch pre_ln / SAS-P decoder written from the
+paper) and benchmarks/torch_linear_tf.py (paper B's loops). `missing()` lets callers skip with a
+clear message when torch/transformers are absent (the `bench` extra: `pip install -e '.[bench]'`).
 """
 
 from __future__ import annotations
@@ -47,10 +46,64 @@ def _set_threads() -> int:
     return n
 
 
-class GPT2Peer:
+class TorchTrainStep:
+    """The peers' shared step on a fixed batch: `self.logits()`, cross-entropy, backward, global-norm
+    clipping at 1.0, the optimiser step. Under torch.compile the first step (tracing and compiling
+    forward and backward) is kept apart as `compile_time_s`."""
+
+    compiled = False
+    compile_time_s = None
+
+    def step(self) -> float:
+        import torch
+        import torch.nn.functional as F
+
+        t0 = time.perf_counter()
+        logits = self.logits()
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), self.targets.reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        dt = time.perf_counter() - t0
+        self.losses.append(float(loss.detach()))
+        return dt
+
+    def warmup(self, n: int) -> None:
+        first = self.step()
+        if self.compiled:
+            self.compile_time_s = first
+        for _ in range(n - 1):
+            self.step()
+
+    def run(self, n: int) -> None:
+        self.times += [self.step() for _ in range(n)]
+
+    def common_result(self) -> dict:
+        import torch
+
+        ts = sorted(self.times)
+        med = ts[len(ts) // 2] if ts else float("nan")
+        return dict(
+            batch_size=self.batch_size,
+            steps_timed=len(ts),
+            step_time_s=med,
+            tokens_per_step=self.tokens_per_step,
+            tokens_per_sec=self.tokens_per_step / med,
+            n_params=self.n_params,
+            torch=torch.__version__,
+            threads=torch.get_num_threads(),
+            compiled=self.compiled,
+            compile_time_s=self.compile_time_s,
+            loss_first=self.losses[0] if self.losses else float("nan"),
+            loss_last=self.losses[-1] if self.losses else float("nan"),
+        )
+
+
+class GPT2Peer(TorchTrainStep):
     """HF GPT-2 train step at a decoder model config; same interface as `DecoderBench`."""
 
-    def __init__(self, model_cfg, batch: dict, batch_size: int, seed: int = 0):
+    def __init__(self, model_cfg, batch: dict, batch_size: int, seed: int = 0, compiled=False):
         import numpy as np
         import torch
         from transformers import GPT2Config, GPT2LMHeadModel
@@ -74,6 +127,8 @@ class GPT2Peer:
             eos_token_id=int(model_cfg.vocab_size) - 1,
         )
         self.model = GPT2LMHeadModel(self.config).train()
+        self.compiled, self.compile_time_s = compiled, None
+        self.forward = torch.compile(self.model) if compiled else self.model
         self.opt = torch.optim.AdamW(
             self.model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.1
         )
@@ -87,114 +142,16 @@ class GPT2Peer:
         self.losses: list[float] = []
         self.attn_implementation = getattr(self.config, "_attn_implementation", None)
 
-    def step(self) -> float:
-        import torch
-        import torch.nn.functional as F
-
-        t0 = time.perf_counter()
-        logits = self.model(input_ids=self.inputs).logits
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), self.targets.reshape(-1))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.opt.step()
-        self.opt.zero_grad(set_to_none=True)
-        dt = time.perf_counter() - t0
-        self.losses.append(float(loss.detach()))
-        return dt
-
-    def warmup(self, n: int) -> None:
-        for _ in range(n):
-            self.step()
-
-    def run(self, n: int) -> None:
-        self.times += [self.step() for _ in range(n)]
+    def logits(self):
+        return self.forward(input_ids=self.inputs).logits
 
     def result(self) -> dict:
-        import numpy as np
-        import torch
         import transformers
 
-        med = float(np.median(self.times)) if self.times else float("nan")
         return dict(
-            block="hf_gpt2_torch",
-            batch_size=self.batch_size,
+            self.common_result(),
+            block="hf_gpt2_compiled" if self.compiled else "hf_gpt2",
             seq_len=self.seq_len,
-            steps_timed=len(self.times),
-            step_time_s=med,
-            tokens_per_step=self.tokens_per_step,
-            tokens_per_sec=self.tokens_per_step / med,
-            n_params=self.n_params,
-            torch=torch.__version__,
             transformers=transformers.__version__,
-            threads=self.threads,
             attn_implementation=self.attn_implementation,
-            loss_first=self.losses[0] if self.losses else float("nan"),
-            loss_last=self.losses[-1] if self.losses else float("nan"),
         )
-
-
-class LinearTFTorchLoop:
-    """One linear-Transformer training run (Setting 1) as a plain PyTorch loop."""
-
-    def __init__(self, optimizer: str = "adam", seed: int = 0, L=3, d=5, n=20, batch=1000):
-        import torch
-
-        _set_threads()
-        self.L, self.d, self.n, self.batch = L, d, n, batch
-        self.gen = torch.Generator().manual_seed(seed)
-        self.bc = (0.05 * torch.randn(L, 1, 2, d, d, generator=self.gen)).requires_grad_()
-        if optimizer == "adam":
-            self.opt = torch.optim.Adam([self.bc], lr=0.02, betas=(0.9, 0.9), eps=1e-8)
-        elif optimizer == "sgdm":
-            self.opt = torch.optim.SGD([self.bc], lr=0.02, momentum=0.9)
-        else:
-            raise ValueError(f"optimizer={optimizer!r}; valid: adam, sgdm")
-        self.eval_z, self.eval_y = self.sample(torch.Generator().manual_seed(99))
-        self.t = 0
-        self.eval_losses: list[float] = []
-
-    def sample(self, gen):
-        import torch
-
-        B, n, d = self.batch, self.n, self.d
-        x = torch.randn(B, n + 1, d, generator=gen)
-        w = torch.randn(B, d, generator=gen)
-        y = torch.einsum("btd,bd->bt", x, w)
-        labels = y.clone()
-        labels[:, -1] = 0.0
-        return torch.cat([x, labels[..., None]], dim=-1), y[:, -1]
-
-    def predict(self, z):
-        """Row form: Z ← Z + (1/n) (Z Q̃ Zᵀ)[:, :, :n] (Z P̃ᵀ)[:, :n]; ŷ = −Z[:, n, d]."""
-        import torch
-
-        E = self.d + 1
-        for layer in range(self.L):
-            b, c = self.bc[layer, 0, 0], self.bc[layer, 0, 1]
-            p = torch.zeros(E, E)
-            p[: self.d, : self.d] = b
-            p[self.d, self.d] = 1.0
-            q = torch.zeros(E, E)
-            q[: self.d, : self.d] = c
-            scores = z @ q @ z.transpose(1, 2)
-            values = z @ p.T
-            z = z + scores[:, :, : self.n] @ values[:, : self.n] / self.n
-        return -z[:, self.n, self.d]
-
-    def step(self) -> float:
-        import torch
-
-        t0 = time.perf_counter()
-        if self.t % 50 == 0:
-            with torch.no_grad():
-                self.eval_losses.append(
-                    float(((self.predict(self.eval_z) - self.eval_y) ** 2).mean())
-                )
-        z, y = self.sample(self.gen)
-        loss = ((self.predict(z) - y) ** 2).mean()
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([self.bc], 1.0)
-        self.opt.step()
-        self.t += 1
-        return time.perf_counter() - t0

@@ -27,6 +27,25 @@ from flax import nnx
 from simplified_tf import layers
 
 F32 = jnp.float32
+# "blocked" (default) or "xla" (jnp.cumsum): a module switch for benchmarks/ab.py, same values.
+CUMSUM_IMPL = "blocked"
+
+
+def token_cumsum(x: jax.Array) -> jax.Array:
+    """Cumulative sum over axis 1 (tokens).
+
+    XLA CPU lowers `jnp.cumsum` over T tokens to a reduce_window of width T: T²/2 adds per channel,
+    forward and backward. Split into blocks of about sqrt(T) tokens: a cumsum inside each block and
+    one over the block totals, about 2·T^1.5 adds; same sums, another summation order.
+    """
+    T = x.shape[1]
+    blk = next((b for b in range(int(T**0.5), 1, -1) if T % b == 0), 1)
+    if CUMSUM_IMPL == "xla" or blk == 1:
+        return jnp.cumsum(x, axis=1)
+    xb = x.reshape(x.shape[0], T // blk, blk, *x.shape[2:])
+    within = jnp.cumsum(xb, axis=2)
+    totals = within[:, :, -1:]
+    return (within + (jnp.cumsum(totals, axis=1) - totals)).reshape(x.shape)
 
 
 # ----------------------------------------------------------------------------- pure functions
@@ -69,8 +88,8 @@ def centring_mean(v_BTHK: jax.Array, *, causal: bool, valid_BT=None) -> jax.Arra
         w_BT = valid_BT.astype(F32)
         v = v * w_BT[:, :, None, None]
     if causal:
-        num = jnp.cumsum(v, axis=1)
-        den = jnp.cumsum(w_BT, axis=1)
+        num = token_cumsum(v)
+        den = token_cumsum(w_BT)
     else:
         num = jnp.sum(v, axis=1, keepdims=True)
         den = jnp.sum(w_BT, axis=1, keepdims=True)

@@ -7,6 +7,8 @@ LayerNorm (the MLP and W_V/W_P are bias-free).
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -79,17 +81,53 @@ class Norm(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         x32 = x.astype(F32)
         if self.kind == "rmsnorm":
-            ms = jnp.mean(jnp.square(x32), axis=-1, keepdims=True)
-            if self.placement == "outside":
-                y = x32 / (jnp.sqrt(ms) + self.eps)
-            else:
-                y = x32 * jax.lax.rsqrt(ms + self.eps)
-            y = y * self.scale[...]
+            y = rms_norm(x32, self.scale[...], self.eps, self.placement == "outside")
         else:
             mu = jnp.mean(x32, axis=-1, keepdims=True)
             var = jnp.mean(jnp.square(x32 - mu), axis=-1, keepdims=True)
             y = (x32 - mu) * jax.lax.rsqrt(var + self.eps) * self.scale[...] + self.bias[...]
         return y.astype(x.dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def rms_norm(x: jax.Array, scale: jax.Array, eps: float, outside: bool) -> jax.Array:
+    """scale * x / (sqrt(mean x^2) + eps) (`outside`) or scale * x / sqrt(mean x^2 + eps), over the
+    last axis, with a hand-written backward pass.
+
+    Autodiff of the formula keeps several per-row intermediates and runs a chain of elementwise and
+    reduction ops over the activations; the backward here is one row reduction and one elementwise
+    pass: with r = 1 / rms, dx = r (g*dy) - x r^2 sum(g*dy*x) / (D rms) (outside; inside the last
+    factor is r^3 / D), dscale = sum over tokens of dy * x * r. About 5% of a decoder train step on
+    a 2-core CPU (benchmarks/ab.py).
+    """
+    return _rms_norm_fwd(x, scale, eps, outside)[0]
+
+
+def _rms_norm_fwd(x, scale, eps, outside):
+    ms = jnp.mean(x * x, axis=-1, keepdims=True)
+    if outside:
+        rms = jnp.sqrt(ms)
+        inv = 1.0 / (rms + eps)
+    else:
+        rms = None
+        inv = jax.lax.rsqrt(ms + eps)
+    return x * inv * scale, (x, inv, rms, scale)
+
+
+def _rms_norm_bwd(eps, outside, res, dy):
+    x, inv, rms, scale = res
+    gs = dy * scale
+    dot = jnp.sum(gs * x, axis=-1, keepdims=True)
+    if outside:  # d inv / d x_j = -inv^2 x_j / (D rms); an all-zero row has no such term
+        coef = jnp.where(rms > 0, dot * inv * inv / (x.shape[-1] * rms), 0.0)
+    else:  # d inv / d x_j = -inv^3 x_j / D
+        coef = dot * inv * inv * inv / x.shape[-1]
+    dx = gs * inv - x * coef
+    dscale = jnp.sum((dy * x * inv).reshape(-1, x.shape[-1]), axis=0)
+    return dx, dscale.astype(scale.dtype)
+
+
+rms_norm.defvjp(_rms_norm_fwd, _rms_norm_bwd)
 
 
 def make_norm(kind: str, width: int, eps: float, placement: str = "outside") -> Norm | None:

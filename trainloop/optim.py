@@ -1,4 +1,9 @@
-"""Optimisers, schedules, and path-rule masks built from `config.optimizer`."""
+"""Optimisers, schedules, and path-rule masks built from `config.optimizer`.
+
+AdamW (the suite's default) runs as one fused update per parameter (`fused_adamw`): clipping, both
+moments, bias correction, masked weight decay and the learning rate in a single elementwise pass, with
+the optimizer state of the equivalent optax chain, so checkpoints are interchangeable with it.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,9 @@ import optax
 from trainloop.config_util import ConfigError, check_choice
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "sgdm")
+# AdamW as `fused_adamw` (same state, same updates to float32 rounding) instead of the optax chain.
+# A module switch, not a config key: it changes speed, not the optimiser.
+FUSE_ADAMW = True
 SCHEDULES = ("constant", "warmup_linear", "warmup_cosine")
 
 
@@ -103,11 +111,116 @@ def make_optimizer(
         chain.append(optax.sgd(schedule, momentum=momentum, nesterov=opt.nesterov))
     tx = optax.chain(*chain)
 
+    frozen = None
     if opt.frozen:
         frozen = path_mask(params, opt.frozen)
         labels = jax.tree_util.tree_map(lambda f: "frozen" if f else "train", frozen)
         tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
+    if FUSE_ADAMW and opt.name == "adamw":
+        tx = fused_adamw(
+            tx, schedule, opt, decay_mask=decay_mask if wd else None, frozen_mask=frozen
+        )
     return tx, schedule
+
+
+def _leaves(tree):
+    """Leaves of a params-shaped tree, with optax's MaskedNode (masked-out entry) as a leaf."""
+    return jax.tree_util.tree_leaves(tree, is_leaf=lambda x: isinstance(x, optax.MaskedNode))
+
+
+def fused_adamw(
+    chain: optax.GradientTransformation,
+    schedule: optax.Schedule,
+    opt: ml_collections.ConfigDict,
+    decay_mask=None,
+    frozen_mask=None,
+) -> optax.GradientTransformation:
+    """`chain` (clip -> adamw with the decay mask, inside multi_transform when some leaves are
+    frozen) as one elementwise expression per parameter.
+
+    The optax chain runs clipping, the two moment updates, bias correction, weight decay and the
+    learning rate as separate tree maps; XLA CPU then materialises intermediate trees between them
+    (several extra passes over every parameter-sized array per step). Here each leaf's new moments
+    and update come from one expression of (g, mu, nu, p), and the clipping norm is the same
+    expression as `global_norm`, so XLA computes it once with the train step's gradient-norm metric.
+
+    `init` is `chain.init`: the state (and so every checkpoint) has exactly the chain's structure;
+    `update` reads and writes the ScaleByAdamState (count, mu, nu) and ScaleByScheduleState (count)
+    nodes of that state. Frozen leaves get a zero update and keep their masked-out moments.
+    """
+    b1, b2, eps = float(opt.b1), float(opt.b2), float(opt.eps)
+    wd, clip = float(opt.weight_decay), float(opt.clip_norm)
+    is_node = lambda x: isinstance(x, (optax.ScaleByAdamState, optax.ScaleByScheduleState))
+
+    def update(grads, state, params=None):
+        if params is None:
+            raise ValueError("fused_adamw needs the params (weight decay).")
+        nodes = [n for n in jax.tree_util.tree_leaves(state, is_leaf=is_node) if is_node(n)]
+        adams = [n for n in nodes if isinstance(n, optax.ScaleByAdamState)]
+        if (
+            len(adams) != 1
+            or len(nodes) > 2
+            or len(jax.tree_util.tree_leaves(state)) != len(jax.tree_util.tree_leaves(nodes))
+        ):
+            raise ValueError("fused_adamw: unexpected optimizer state layout; use the optax chain.")
+        adam = adams[0]
+        g_leaves, treedef = jax.tree_util.tree_flatten(grads)
+        p_leaves = treedef.flatten_up_to(params)
+        mu_leaves, nu_leaves = _leaves(adam.mu), _leaves(adam.nu)
+        n = len(g_leaves)
+        frozen = treedef.flatten_up_to(frozen_mask) if frozen_mask is not None else [False] * n
+        decay = treedef.flatten_up_to(decay_mask) if decay_mask is not None else [bool(wd)] * n
+        trained = [g for g, f in zip(g_leaves, frozen, strict=True) if not f]
+
+        scheds = [n for n in nodes if isinstance(n, optax.ScaleByScheduleState)]
+        count = optax.safe_increment(adam.count)
+        lr = schedule(scheds[0].count) if scheds else schedule(0)
+        corr1, corr2 = 1 - b1**count, 1 - b2**count  # optax's bias correction
+        scale = None
+        if clip:
+            g_norm = global_norm(trained)
+            scale = jnp.where(g_norm < clip, 1.0, clip / g_norm)
+
+        updates, new_mu, new_nu = [], [], []
+        for g, m, v, p, f, d in zip(
+            g_leaves, mu_leaves, nu_leaves, p_leaves, frozen, decay, strict=True
+        ):
+            if f:
+                updates.append(jnp.zeros_like(g))
+                new_mu.append(m)
+                new_nu.append(v)
+                continue
+            if scale is not None:
+                g = g * scale.astype(g.dtype)
+            m = (1 - b1) * g + b1 * m
+            v = (1 - b2) * (g * g) + b2 * v
+            u = (m / corr1.astype(m.dtype)) / (jnp.sqrt(v / corr2.astype(v.dtype)) + eps)
+            if d and wd:
+                u = u + wd * p
+            updates.append((-lr * u).astype(g.dtype))
+            new_mu.append(m)
+            new_nu.append(v)
+
+        mu_def = jax.tree_util.tree_structure(
+            adam.mu, is_leaf=lambda x: isinstance(x, optax.MaskedNode)
+        )
+        new_adam = optax.ScaleByAdamState(
+            count=count,
+            mu=jax.tree_util.tree_unflatten(mu_def, new_mu),
+            nu=jax.tree_util.tree_unflatten(mu_def, new_nu),
+        )
+
+        def replace(node):
+            if isinstance(node, optax.ScaleByAdamState):
+                return new_adam
+            if isinstance(node, optax.ScaleByScheduleState):
+                return optax.ScaleByScheduleState(count=optax.safe_increment(node.count))
+            return node
+
+        new_state = jax.tree_util.tree_map(replace, state, is_leaf=is_node)
+        return jax.tree_util.tree_unflatten(treedef, updates), new_state
+
+    return optax.GradientTransformation(chain.init, update)
 
 
 def global_norm(tree) -> jax.Array:

@@ -141,3 +141,17 @@ def test_rmsnorm_eps_placement():
     chex.assert_trees_all_close(out, x / (jnp.sqrt(12.5) + 1.0), atol=1e-6)
     inside = layers.Norm("rmsnorm", 2, 1.0, "inside")(x)  # x / sqrt(12.5 + 1)
     chex.assert_trees_all_close(inside, x / jnp.sqrt(13.5), atol=1e-6)
+
+
+@pytest.mark.parametrize("T", [1, 7, 12, 256])
+def test_token_cumsum_equals_cumsum(T):
+    # The blocked cumulative sum (about sqrt(T) tokens per block) against jnp.cumsum, with gradient.
+    x = jax.random.normal(jax.random.key(T), (2, T, 3, 4), jnp.float32)
+    w = jnp.arange(T, dtype=jnp.float32)[None, :, None, None]
+    chex.assert_trees_all_close(
+        attention.token_cumsum(x), jnp.cumsum(x, axis=1), rtol=1e-5, atol=1e-5
+    )
+    grad = lambda fn: jax.grad(lambda x: jnp.sum(jnp.sin(fn(x)) * w))(x)
+    g, g_ref = grad(attention.token_cumsum), grad(lambda y: jnp.cumsum(y, axis=1))
+    # float32 sums of up to T terms in another order: errors relative to the largest entry
+    chex.assert_trees_all_close(g, g_ref, atol=1e-5 * float(jnp.abs(g_ref).max()))
