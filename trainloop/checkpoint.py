@@ -356,6 +356,47 @@ class Checkpoints:
         )
 
 
+def _raise_unless_damage(exc: BaseException, step: int, directory: str) -> None:
+    """Re-raises errors of the machine (permissions, I/O, memory) instead of calling the checkpoint
+    damaged; a missing file (ENOENT) is damage."""
+    if isinstance(exc, (MemoryError, KeyboardInterrupt)):
+        raise exc
+    if "RESOURCE_EXHAUSTED" in str(exc) and _errno_of(exc) is None:
+        raise exc  # out of (device) memory
+    code = _errno_of(exc)
+    if code in DISK_ERRNOS:
+        raise OSError(
+            code, f"{os.strerror(code)} while reading checkpoint step {step} in {directory}"
+        ) from exc
+
+
+def _read_meta(manager: ocp.CheckpointManager, step: int) -> dict:
+    try:
+        meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    except Exception as e:
+        _raise_unless_damage(e, step, str(manager.directory))
+        raise CheckpointError(f"its meta item is unreadable ({_first_line(e)})") from e
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"its meta item is not a JSON object ({type(meta).__name__})")
+    return meta
+
+
+def verify_restored(manager: ocp.CheckpointManager, step: int, state) -> dict:
+    """For code that restores through its own orbax manager (items "state" and "meta"), e.g. a
+    partial restore of the params: reads the `meta` item of `step` and verifies `state` (all of the
+    restored state, or a part such as {"params": ...}) against the recorded checksums.
+
+    Returns meta; raises CheckpointError naming the step if the checkpoint is damaged. (Falling
+    back to an older step is the caller's choice; `Checkpoints.restore_latest` does.)"""
+    directory = str(manager.directory)
+    try:
+        meta = _read_meta(manager, step)
+        verify_checksums(state, meta, step, directory)
+    except CheckpointError as e:
+        raise CheckpointError(f"Checkpoint step {step} in {directory} is damaged: {e}.") from e
+    return meta
+
+
 @dataclasses.dataclass(frozen=True)
 class RunParams:
     """What `restore_latest_params` reads from a workdir."""
