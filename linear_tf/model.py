@@ -1,8 +1,8 @@
 """The linear-attention Transformer of Ahn et al. (2024), as pure functions over a params dict.
 
-Row form (spec §1.1): a prompt is `z_BTE` with T = n+1 tokens as rows and E = d+1 features; row n is
+Row form (the authors' code; the paper, Section 2, uses the column form): a prompt is `z_BTE` with T = n+1 tokens as rows and E = d+1 features; row n is
 the query and its label slot z[:, n, d] is zero. The paper's column form is the transpose, with
-P = P̃ and Q = Q̃ᵀ. Per layer (spec §1.2), with M = diag(1,…,1,0) removing the query from keys/values:
+P = P̃ and Q = Q̃ᵀ. Per layer (the paper, Eq. (2)), with M = diag(1,…,1,0) removing the query from keys/values:
 
     z ← z + (1/n) Σ_h (z Q̃_h zᵀ) M (z P̃_hᵀ)
 
@@ -20,7 +20,6 @@ and no optimiser (SGD, momentum, Adam) ever moves it.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 
 import jax
@@ -31,6 +30,8 @@ from trainloop.config_util import ConfigError, check_choice
 
 PARAMETERIZATIONS = ("sparse", "full", "p0")
 ATTENTIONS = ("linear", "softmax", "softmax_clean")
+STATS_FORMS = ("auto", "lists", "arrays")
+LIST_MAX_D = 8  # above this width the per-entry formulation's graph (O(d³) ops) compiles too slowly
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +41,11 @@ class ModelSpec:
     attention: "linear"; "softmax" = reference-compatible variant (softmax of the scores over all
     n+1 keys, query key included, then the key mask, then 1/n); "softmax_clean" = softmax over the n
     context keys only and no 1/n.
+    stats_form: how the sparse linear model computes its prediction from the prompt statistics
+    (same values, different compiled graphs): "lists" = per-entry arithmetic on (B,) arrays (fastest
+    to run at d = 5, compile time grows as d³), "arrays" = (d, d, B) array algebra (compiles in
+    seconds for any d), "auto" = lists for d <= LIST_MAX_D. A field of the spec, so every
+    compiled program keyed on the spec is keyed on this choice too.
     """
 
     d: int = 5
@@ -51,10 +57,12 @@ class ModelSpec:
     init_std: float = 0.05
     embed: bool = False
     embed_hidden: int = 30
+    stats_form: str = "auto"
 
     def __post_init__(self):
         check_choice("parameterization", self.parameterization, PARAMETERIZATIONS)
         check_choice("attention", self.attention, ATTENTIONS)
+        check_choice("stats_form", self.stats_form, STATS_FORMS)
         for name in ("d", "n", "layers", "heads"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(
@@ -116,15 +124,20 @@ def sparse_to_full(bc_LH2DD: jax.Array) -> tuple[jax.Array, jax.Array]:
     return p, q
 
 
-def attention_matrices(spec: ModelSpec, params: dict) -> tuple[jax.Array, jax.Array]:
-    """(P̃_LHEE, Q̃_LHEE) in row form for any parameterisation."""
-    attn = params["attn"]
-    if spec.parameterization == "full":
-        return attn["p"], attn["q"]
-    bc = attn["bc"]
+def masked_bc(spec: ModelSpec, params: dict) -> jax.Array:
+    """The (L, H, 2, d, d) B/C blocks as the forward pass sees them: for `p0`, B multiplied by 0
+    (so its gradient is exactly 0 and no optimiser moves it)."""
+    bc = params["attn"]["bc"]
     if spec.parameterization == "p0":
         bc = bc * jnp.array([0.0, 1.0], bc.dtype)[:, None, None]
-    return sparse_to_full(bc)
+    return bc
+
+
+def attention_matrices(spec: ModelSpec, params: dict) -> tuple[jax.Array, jax.Array]:
+    """(P̃_LHEE, Q̃_LHEE) in row form for any parameterisation."""
+    if spec.parameterization == "full":
+        return params["attn"]["p"], params["attn"]["q"]
+    return sparse_to_full(masked_bc(spec, params))
 
 
 def embed_covariates(params: dict, z_BTE: jax.Array) -> jax.Array:
@@ -307,9 +320,6 @@ def _sparse_linear_prediction(bc_LH2DD: jax.Array, stats: dict, divisor: float) 
     return -_axpy(r_q, _dot(xq_l, ck), inv)
 
 
-LIST_MAX_D = 8  # above this width the per-entry formulation's graph (O(d³) ops) compiles too slowly
-
-
 def _bmm(a, b):
     """Per-prompt (I, K, B) x (K, J, B) -> (I, J, B) as one broadcast-multiply-reduce."""
     return jnp.sum(a[:, :, None, :] * b[None, :, :, :], axis=1)
@@ -320,6 +330,8 @@ def _sparse_linear_prediction_arrays(bc_LH2DD: jax.Array, stats: dict, divisor: 
 
     Its graph has O(1) ops per product instead of O(d³), so it compiles in seconds for any d, but on
     XLA:CPU it runs ~3x slower at d = 5; used for d > LIST_MAX_D (the d = 20 model of Fig. 5).
+    M = Σ_h C_h K Bᵀ_h is formed as two products with the shared d×d blocks (2d³ per prompt), not as
+    one (d², d²) matrix on the flattened K (d⁴ per prompt, 10x more at d = 20).
     """
     num_layers, _, _, d, _ = bc_LH2DD.shape
     kxx, k0 = stats["kxx"], stats["kxr"]
@@ -333,8 +345,10 @@ def _sparse_linear_prediction_arrays(bc_LH2DD: jax.Array, stats: dict, divisor: 
         if b_HDD is None:
             return p_mat, q_vec, ck
         k_l = _bmm(jnp.swapaxes(p_mat, 0, 1), _bmm(kxx, p_mat))
-        w = jnp.einsum("hde,hgf->dgef", c_HDD, b_HDD).reshape(d * d, d * d)
-        m_mat = (w @ k_l.reshape(d * d, -1)).reshape(d, d, -1)
+        m_mat = 0.0
+        for h in range(c_HDD.shape[0]):  # (C_h K)[i, k, b] then Σ_k (C_h K)[i, k, b] B_h[j, k]
+            ck_l = (c_HDD[h] @ k_l.reshape(d, -1)).reshape(d, d, -1)
+            m_mat = m_mat + jnp.einsum("ikb,jk->ijb", ck_l, b_HDD[h])
         pck = jnp.sum(p_mat * ck[None], axis=1)
         return p_mat + _bmm(p_mat, m_mat) * inv, q_vec + pck * inv, ck
 
@@ -353,25 +367,8 @@ def _sparse_linear_prediction_arrays(bc_LH2DD: jax.Array, stats: dict, divisor: 
     return -(r_q + jnp.sum(xq_l * ck, axis=0) * inv)
 
 
-_COMPACT = {"on": False}
-
-
-@contextlib.contextmanager
-def compact_graph():
-    """While tracing inside this context, the sparse fast path uses the array formulation whatever d
-    (seconds to compile instead of tens of seconds, ~3x slower to run): for programs that run only a
-    few thousand gradients, such as the gradient-noise measurement."""
-    old = _COMPACT["on"]
-    _COMPACT["on"] = True
-    try:
-        yield
-    finally:
-        _COMPACT["on"] = old
-
-
-def _stats_prediction(bc_LH2DD: jax.Array, stats: dict, divisor: float) -> jax.Array:
-    d = bc_LH2DD.shape[-1]
-    lists = d <= LIST_MAX_D and not _COMPACT["on"]
+def _stats_prediction(spec: ModelSpec, bc_LH2DD: jax.Array, stats: dict, divisor: float):
+    lists = spec.stats_form == "lists" or (spec.stats_form == "auto" and spec.d <= LIST_MAX_D)
     fn = _sparse_linear_prediction if lists else _sparse_linear_prediction_arrays
     return fn(bc_LH2DD, stats, divisor)
 
@@ -379,13 +376,6 @@ def _stats_prediction(bc_LH2DD: jax.Array, stats: dict, divisor: float) -> jax.A
 def uses_stats(spec: ModelSpec) -> bool:
     """Whether the model reads prompts only through `prompt_stats` (sparse/p0 linear, no embedding)."""
     return spec.attention == "linear" and spec.parameterization != "full" and not spec.embed
-
-
-def _masked_bc(spec: ModelSpec, params: dict) -> jax.Array:
-    bc = params["attn"]["bc"]
-    if spec.parameterization == "p0":
-        bc = bc * jnp.array([0.0, 1.0], bc.dtype)[:, None, None]
-    return bc
 
 
 def prepare_batch(spec: ModelSpec, batch: dict) -> dict:
@@ -399,14 +389,14 @@ def predict(spec: ModelSpec, params: dict, z_BTE: jax.Array, divisor: float | No
     """ŷ = −z_L[:, n, d] (the query's label slot, negated)."""
     divisor = float(spec.n if divisor is None else divisor)
     if uses_stats(spec):
-        return _stats_prediction(_masked_bc(spec, params), prompt_stats(z_BTE), divisor)
+        return _stats_prediction(spec, masked_bc(spec, params), prompt_stats(z_BTE), divisor)
     return -forward(spec, params, z_BTE, divisor)[:, -1, -1]
 
 
 def mse_loss(spec: ModelSpec, params: dict, batch: dict) -> jax.Array:
     """Plain mean squared error over prompts, no ½ factor."""
     if "stats" in batch and uses_stats(spec):
-        pred = _stats_prediction(_masked_bc(spec, params), batch["stats"], float(spec.n))
+        pred = _stats_prediction(spec, masked_bc(spec, params), batch["stats"], float(spec.n))
     else:
         pred = predict(spec, params, batch["z"])
     return jnp.mean(jnp.square(pred - batch["y"]))
