@@ -86,6 +86,8 @@ def fmt(x, digits: int = 3) -> str:
 
 def mean_std(values, digits: int = 3) -> str:
     v = np.asarray(values, np.float64)
+    if np.all(np.isnan(v)):
+        return "n/a"
     v = v[np.isfinite(v)]
     if v.size == 0:
         return "diverged"
