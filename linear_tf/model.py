@@ -21,6 +21,7 @@ and no optimiser (SGD, momentum, Adam) ever moves it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -250,6 +251,40 @@ def _shared_matmul(w_IJ: jax.Array, v: list) -> list:
     return [out[i] for i in range(out.shape[0])]
 
 
+def _congruence(kxx, p_mat):
+    """K_l = Pᵀ K_0 P on nested lists (symmetric, so only the upper triangle is computed)."""
+    d = len(kxx)
+    kp = _mm(kxx, p_mat)
+    p_cols = list(zip(*p_mat, strict=True))
+    k_l = [[None] * d for _ in range(d)]
+    for i in range(d):
+        for j in range(i, d):
+            k_l[i][j] = k_l[j][i] = _dot(p_cols[i], [kp[m][j] for m in range(d)])
+    return k_l
+
+
+def _list_layer(k0, kxx, inv, p_mat, q_vec, b_HDD, c_HDD):
+    """One layer of `_sparse_linear_prediction`: (P, q) -> (P', q') and c·k of this layer;
+    P = None / q = None stand for I / 0, b_HDD = None for the last layer (only c·k is needed)."""
+    d = len(k0)
+    u = k0 if q_vec is None else [lax.add(a, b) for a, b in zip(k0, _mv(kxx, q_vec), strict=True)]
+    k = u if p_mat is None else _vm(u, p_mat)
+    ck = _shared_matmul(jnp.sum(c_HDD, axis=0), k)
+    if b_HDD is None:
+        return p_mat, q_vec, ck
+    k_l = kxx if p_mat is None else _congruence(kxx, p_mat)
+    w = jnp.einsum("hde,hgf->dgef", c_HDD, b_HDD).reshape(d * d, d * d)
+    m_flat = _shared_matmul(w, [k_l[e][f] for e in range(d) for f in range(d)])
+    m_mat = [[m_flat[i * d + j] for j in range(d)] for i in range(d)]
+    pck = ck if p_mat is None else _mv(p_mat, ck)
+    q_new = [lax.div(t, inv) for t in pck] if q_vec is None else _axpy(q_vec, pck, inv)
+    if p_mat is None:
+        p_new = [[lax.div(m_mat[i][j], inv) + float(i == j) for j in range(d)] for i in range(d)]
+    else:
+        p_new = _axpy(p_mat, _mm(p_mat, m_mat), inv)
+    return p_new, q_new, ck
+
+
 def _sparse_linear_prediction(bc_LH2DD: jax.Array, stats: dict, divisor: float) -> jax.Array:
     """Fast path for linear attention with the sparse pattern, from `prompt_stats` only.
 
@@ -266,39 +301,7 @@ def _sparse_linear_prediction(bc_LH2DD: jax.Array, stats: dict, divisor: float) 
     inv = jnp.asarray(divisor, kxx_DDB.dtype)
     k0 = [stats["kxr"][i] for i in range(d)]
     kxx = [[kxx_DDB[i, j] for j in range(d)] for i in range(d)]
-
-    def layer(p_mat, q_vec, b_HDD, c_HDD):
-        """(P, q) -> (P', q') and c·k of this layer; P = None / q = None stand for I / 0."""
-        u = (
-            k0
-            if q_vec is None
-            else [lax.add(a, b) for a, b in zip(k0, _mv(kxx, q_vec), strict=True)]
-        )
-        k = u if p_mat is None else _vm(u, p_mat)
-        ck = _shared_matmul(jnp.sum(c_HDD, axis=0), k)
-        if b_HDD is None:  # last layer: only c·k is needed
-            return p_mat, q_vec, ck
-        if p_mat is None:
-            k_l = kxx
-        else:
-            kp = _mm(kxx, p_mat)
-            p_cols = list(zip(*p_mat, strict=True))
-            k_l = [[None] * d for _ in range(d)]
-            for i in range(d):  # K_l = Pᵀ K_0 P is symmetric
-                for j in range(i, d):
-                    k_l[i][j] = k_l[j][i] = _dot(p_cols[i], [kp[m][j] for m in range(d)])
-        w = jnp.einsum("hde,hgf->dgef", c_HDD, b_HDD).reshape(d * d, d * d)
-        m_flat = _shared_matmul(w, [k_l[e][f] for e in range(d) for f in range(d)])
-        m_mat = [[m_flat[i * d + j] for j in range(d)] for i in range(d)]
-        pck = ck if p_mat is None else _mv(p_mat, ck)
-        q_new = [lax.div(t, inv) for t in pck] if q_vec is None else _axpy(q_vec, pck, inv)
-        if p_mat is None:
-            p_new = [
-                [lax.div(m_mat[i][j], inv) + float(i == j) for j in range(d)] for i in range(d)
-            ]
-        else:
-            p_new = _axpy(p_mat, _mm(p_mat, m_mat), inv)
-        return p_new, q_new, ck
+    layer = functools.partial(_list_layer, k0, kxx, inv)
 
     p_mat = q_vec = None
     if num_layers > 1:

@@ -64,49 +64,51 @@ def trend_claims(depths, final: dict) -> list:
     ]
 
 
-def run(ctx) -> C.FigureResult:
+def one_depth(ctx, L: int) -> dict:
+    """Tuned runs at depth L, their R_med, spikes, verdicts and table row."""
     p = ctx.protocol
-    loss_panels, cn_panels, rows, verdicts = {}, {}, [], []
-    final = {"sgdm": {}, "adam": {}}
-    nums = {}
-    for L in p.depths:
-        runs = ctx.tune("1", p.depth_grid, p.depth_seeds, p.depth_steps, ("sgdm", "adam"), layers=L)
-        loss_panels[f"L={L}"] = {k: C.curve(r) for k, r in runs.items()}
-        mspec, dspec = ctx.specs("1", L)
-        batch = data.eval_batch(dspec, 1000)
-        r = {k: phenomena.condition_numbers(mspec, v.snap_params, batch) for k, v in runs.items()}
-        steps = runs["adam"].snap_steps
-        cn_panels[f"L={L}"] = {k: C.curve(runs[k], r[k], steps, band=2.0) for k in r}
-        tab = phenomena.ratio_table(r["sgdm"], r["adam"], steps)
-        for k in ("sgdm", "adam"):
-            final[k][L] = C.final_loss(runs[k].eval_loss)
-        spk = {k: spikes(v.train_loss) for k, v in runs.items()}
-        verdicts.append(
-            V.judge(
-                V.log_ratio(final["sgdm"][L], final["adam"][L]),
-                f"L={L}: Adam ends below SGDM",
-                "log(SGDM/Adam final loss)",
-            )
-        )
-        verdicts += [
-            V.judge(np.log(tab[t]["per_seed"]), f"L={L}: R_SGDM/R_Adam > 1 at t={t}", "log ratio")
-            for t in tab
-        ]
-        nums[L] = {
+    runs = ctx.tune("1", p.depth_grid, p.depth_seeds, p.depth_steps, ("sgdm", "adam"), layers=L)
+    mspec, dspec = ctx.specs("1", L)
+    batch = data.eval_batch(dspec, 1000)
+    r = {k: phenomena.condition_numbers(mspec, v.snap_params, batch) for k, v in runs.items()}
+    steps = runs["adam"].snap_steps
+    tab = phenomena.ratio_table(r["sgdm"], r["adam"], steps)
+    final = {k: C.final_loss(v.eval_loss) for k, v in runs.items()}
+    spk = {k: spikes(v.train_loss) for k, v in runs.items()}
+    gap = V.log_ratio(final["sgdm"], final["adam"])
+    verdicts = [V.judge(gap, f"L={L}: Adam ends below SGDM", "log(SGDM/Adam final loss)")]
+    verdicts += [
+        V.judge(np.log(tab[t]["per_seed"]), f"L={L}: R_SGDM/R_Adam > 1 at t={t}", "log ratio")
+        for t in tab
+    ]
+    max_g = {k: float(np.max(v.grad_norm)) for k, v in runs.items()}
+    row = (
+        f"| {L} | {C.lr_note(runs['sgdm'])} | {C.lr_note(runs['adam'])} | "
+        f"{C.mean_std(final['sgdm'])} | {C.mean_std(final['adam'])} | {C.mean_std(gap, 2)} | "
+        f"{C.ratio_cell(tab, 750)} | {C.ratio_cell(tab, 1250)} | {C.mean_std(spk['sgdm'], 2)} / "
+        f"{C.mean_std(spk['adam'], 2)} | {max_g['sgdm']:.3g} / {max_g['adam']:.3g} |"
+    )
+    return {
+        "loss": {k: C.curve(v) for k, v in runs.items()},
+        "r_med": {k: C.curve(runs[k], r[k], steps, band=2.0) for k in r},
+        "final": final,
+        "verdicts": verdicts,
+        "row": row,
+        "numbers": {
             "lr": {k: C.grid_json(v) for k, v in runs.items()},
-            "final": {k: final[k][L].tolist() for k in final},
+            "final": {k: v.tolist() for k, v in final.items()},
             "ratio": tab,
             "spikes": {k: v.tolist() for k, v in spk.items()},
-            "max_grad_norm": {k: float(np.max(v.grad_norm)) for k, v in runs.items()},
-        }
-        rows.append(
-            f"| {L} | {C.lr_note(runs['sgdm'])} | {C.lr_note(runs['adam'])} | "
-            f"{C.mean_std(final['sgdm'][L])} | {C.mean_std(final['adam'][L])} | "
-            f"{C.mean_std(V.log_ratio(final['sgdm'][L], final['adam'][L]), 2)} | "
-            + f"{C.ratio_cell(tab, 750)} | {C.ratio_cell(tab, 1250)}"
-            + f" | {C.mean_std(spk['sgdm'], 2)} / {C.mean_std(spk['adam'], 2)} | "
-            f"{nums[L]['max_grad_norm']['sgdm']:.3g} / {nums[L]['max_grad_norm']['adam']:.3g} |"
-        )
+            "max_grad_norm": max_g,
+        },
+    }
+
+
+def run(ctx) -> C.FigureResult:
+    p = ctx.protocol
+    per = {L: one_depth(ctx, L) for L in p.depths}
+    verdicts = [v for L in p.depths for v in per[L]["verdicts"]]
+    final = {k: {L: per[L]["final"][k] for L in p.depths} for k in ("sgdm", "adam")}
     if len(p.depths) > 1:
         verdicts += trend_claims(p.depths, final)
     grid = ", ".join(f"{x:g}" for x in p.depth_grid)
@@ -118,8 +120,18 @@ def run(ctx) -> C.FigureResult:
         "every 250 iterations, mean ± std/2; log axes. Noise row: grad_noise_depth.png."
     )
     pngs = [
-        plots.curve_panels(loss_panels, C.png(ctx, "depth_loss.png"), cap, "Loss (fixed batch)"),
-        plots.curve_panels(cn_panels, C.png(ctx, "depth_condition_number.png"), cap, "R_med"),
+        plots.curve_panels(
+            {f"L={L}": per[L]["loss"] for L in p.depths},
+            C.png(ctx, "depth_loss.png"),
+            cap,
+            "Loss (fixed batch)",
+        ),
+        plots.curve_panels(
+            {f"L={L}": per[L]["r_med"] for L in p.depths},
+            C.png(ctx, "depth_condition_number.png"),
+            cap,
+            "R_med",
+        ),
     ]
     table = [
         f"Spikes = steps whose minibatch loss exceeds {SPIKE_FACTOR:g}x the median of the previous "
@@ -128,19 +140,14 @@ def run(ctx) -> C.FigureResult:
         "| L | SGDM lr | Adam lr | SGDM final | Adam final | log(SGDM/Adam) | R ratio @750 | "
         "R ratio @1250 | spikes SGDM / Adam | max ‖g‖ SGDM / Adam |",
         "|---|---|---|---|---|---|---|---|---|---|",
-        *rows,
+        *[per[L]["row"] for L in p.depths],
     ]
+    nums = {L: per[L]["numbers"] for L in p.depths}
     ours = "; ".join(
         f"L={L}: SGDM {C.mean_std(final['sgdm'][L])} vs Adam {C.mean_std(final['adam'][L])}, "
         f"Adam spikes {C.mean_std(nums[L]['spikes']['adam'], 2)}"
         for L in p.depths
     )
-    row = C.Row(
-        "Fig. 8: depth (loss and R_med rows)",
-        PAPER,
-        ours,
-        verdicts,
-        C.seeds_steps(len(p.depth_seeds), p.depth_steps) + " per (L, optimiser, lr)",
-        pngs,
-    )
+    budget = C.seeds_steps(len(p.depth_seeds), p.depth_steps) + " per (L, optimiser, lr)"
+    row = C.Row("Fig. 8: depth (loss and R_med rows)", PAPER, ours, verdicts, budget, pngs)
     return C.FigureResult("depth", cap, pngs, table, [row], nums)

@@ -52,35 +52,30 @@ def _row(label: str, r: dict) -> str:
     )
 
 
-def run(ctx) -> C.FigureResult:
-    p = ctx.protocol
-    settings, depths, rows, verdicts = {}, {}, [], []
-    for s in p.noise_settings:
-        r = ctx.noise(s)
-        settings[f"{SETTING_NAMES[s]} (L=3)"] = r
-        rows.append(_row(f"{SETTING_NAMES[s]}, L=3", r))
-        verdicts.append(
-            heavier(
-                f"{SETTING_NAMES[s]}: heavier tail than Gaussian", r["gaussian_errors"], r["errors"]
-            )
+def judge(settings: dict, depths: dict) -> list:
+    """Tail claims from the noise measurements {setting: noise} and {L: noise (Setting 1)}."""
+    verdicts = [
+        heavier(
+            f"{SETTING_NAMES[s]}: heavier tail than Gaussian", r["gaussian_errors"], r["errors"]
         )
-    for L in p.noise_depths:
-        depths[L] = ctx.noise("1", layers=L)
-        rows.append(_row(f"Setting 1, L={L}", depths[L]))
-    if "3" in p.noise_settings and "sphere" in p.noise_settings:
-        verdicts.append(
-            heavier(
-                "Setting 3 heavier-tailed than the sphere",
-                ctx.noise("sphere")["errors"],
-                ctx.noise("3")["errors"],
-            )
-        )
+        for s, r in settings.items()
+    ]
+    if {"3", "sphere"} <= set(settings):
+        name = "Setting 3 heavier-tailed than the sphere"
+        verdicts.append(heavier(name, settings["sphere"]["errors"], settings["3"]["errors"]))
     if {2, 8} <= set(depths):
-        verdicts.append(
-            heavier("L=8 heavier-tailed than L=2", depths[2]["errors"], depths[8]["errors"])
-        )
+        name = "L=8 heavier-tailed than L=2"
+        verdicts.append(heavier(name, depths[2]["errors"], depths[8]["errors"]))
     if {2, 4, 6, 8} <= set(depths):
         verdicts.append(depth_ordering({L: depths[L]["errors"] for L in depths}))
+    return verdicts
+
+
+def run(ctx) -> C.FigureResult:
+    p = ctx.protocol
+    settings = {s: ctx.noise(s) for s in p.noise_settings}
+    depths = {L: ctx.noise("1", layers=L) for L in p.noise_depths}
+    verdicts = judge(settings, depths)
     base = (
         f"at initialisation (seed 1, init std 0.05, no training): ‖g_B − g‖₂ for {p.noise_samples:,} "
         f"minibatches of B=1000 fresh prompts, g from {p.noise_full_batches}×1000 prompts; "
@@ -88,9 +83,11 @@ def run(ctx) -> C.FigureResult:
     )
     cap1 = "D2 (gradient noise, linear Transformer; Fig. 7 row 2 = sphere vs Setting 3) " + base
     cap2 = "Fig. 8 row 2 (gradient noise vs depth, Setting 1) " + base
+    by_name = {f"{SETTING_NAMES[s]}, L=3": r for s, r in settings.items()}
+    by_name |= {f"Setting 1, L={L}": r for L, r in depths.items()}
     pngs = [
         plots.histogram_panels(
-            {k: r["errors"] for k, r in settings.items()},
+            {f"{SETTING_NAMES[s]} (L=3)": r["errors"] for s, r in settings.items()},
             C.png(ctx, "grad_noise_settings.png"),
             cap1,
             zoom=0.99,
@@ -109,17 +106,11 @@ def run(ctx) -> C.FigureResult:
         "",
         "| Case | samples | median | q99/median | max/median | Hill α̂ | Gaussian-baseline α̂ | time |",
         "|---|---|---|---|---|---|---|---|",
-        *rows,
+        *[_row(k, r) for k, r in by_name.items()],
     ]
-    nums = {k: r["summary"] for k, r in settings.items()}
-    nums |= {f"Setting 1, L={L}": r["summary"] for L, r in depths.items()}
+    nums = {k: r["summary"] for k, r in by_name.items()}
     ours = "Hill α̂: " + "; ".join(f"{k} {C.fmt(v['hill_alpha'])}" for k, v in nums.items())
-    row = C.Row(
-        "D2: gradient-noise histograms (+ Fig. 7 row 2, Fig. 8 row 2)",
-        PAPER,
-        ours,
-        verdicts,
-        f"{p.noise_samples:,} samples per case, 1 initialisation",
-        pngs,
-    )
+    budget = f"{p.noise_samples:,} samples per case, 1 initialisation"
+    item = "D2: gradient-noise histograms (+ Fig. 7 row 2, Fig. 8 row 2)"
+    row = C.Row(item, PAPER, ours, verdicts, budget, pngs)
     return C.FigureResult("grad_noise", cap1 + " | " + cap2, pngs, table, [row], nums)

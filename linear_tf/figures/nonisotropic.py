@@ -23,13 +23,8 @@ REFERENCE_LOG_LOSS = -7.12
 MATRICES = (("B_0", 0, 0), ("B_1", 1, 0), ("C_0", 0, 1), ("C_1", 1, 1), ("C_2", 2, 1))
 
 
-def run(ctx) -> C.FigureResult:
-    p = ctx.protocol
-    cfg = DemoConfig(steps=p.demo_steps, batch=p.demo_batch, chunk=math.gcd(p.demo_steps, 1000))
-    ctx.log(f"demo: non-isotropic, seeds {list(p.demo_seeds)}, {cfg}")
-    out = run_demo(p.demo_seeds, cfg, log=ctx.log)
-    steps, log_test = out["steps"], np.log(out["test_loss"])
-    dist = {name: out["distances"][:, :, layer, 0, i] for name, layer, i in MATRICES}
+def judge(log_test: np.ndarray, dist: dict) -> tuple[list, np.ndarray, dict]:
+    """Verdicts on the final test loss (against the reference's) and the final distances."""
     last_log = log_test[:, -10:].mean(1) if log_test.shape[1] >= 10 else log_test[:, -1]
     end = {k: v[:, -1] for k, v in dist.items()}
     verdicts = [
@@ -44,6 +39,17 @@ def run(ctx) -> C.FigureResult:
             "0.1 − max distance",
         ),
     ]
+    return verdicts, last_log, end
+
+
+def run(ctx) -> C.FigureResult:
+    p = ctx.protocol
+    cfg = DemoConfig(steps=p.demo_steps, batch=p.demo_batch, chunk=math.gcd(p.demo_steps, 1000))
+    ctx.log(f"demo: non-isotropic, seeds {list(p.demo_seeds)}, {cfg}")
+    out = run_demo(p.demo_seeds, cfg, log=ctx.log)
+    steps, log_test = out["steps"], np.log(out["test_loss"])
+    dist = {name: out["distances"][:, :, layer, 0, i] for name, layer, i in MATRICES}
+    verdicts, last_log, end = judge(log_test, dist)
     band = lambda v: {"steps": steps, **_band(v)}
     panels = {"log test loss": {"adam": band(log_test)}}
     panels |= {f"distance to identity: {k}": {"adam": band(v)} for k, v in dist.items()}
@@ -67,6 +73,9 @@ def run(ctx) -> C.FigureResult:
         "seconds": out["seconds"],
     }
     table = [
+        f"Distances and test loss at the first and the last recorded step (0 and {steps[-1]:,}; "
+        "the loss over the last 10 records).",
+        "",
         "| matrix | distance at start | distance at the end |",
         "|---|---|---|",
         *[

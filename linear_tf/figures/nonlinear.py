@@ -42,46 +42,61 @@ def _snapshot_subset(runs, steps) -> tuple[dict, np.ndarray]:
     return sub, runs.snap_steps[idx]
 
 
-def run(ctx) -> C.FigureResult:
+def measure(ctx) -> dict:
+    """The runs, log R_med at the protocol's steps, DS every 250 steps, and the noise."""
     p = ctx.protocol
     mspec, dspec = ctx.specs("nonlinear")
     res = ctx.sweep("nonlinear", p.nonlinear_steps, p.nonlinear_seeds, reference_lrs("nonlinear"))
     runs = {k: Runs.of(res, k) for k in res.groups}
     batch = data.eval_batch(dspec, 2000)
     h_batch = jax.tree_util.tree_map(lambda a: a[: p.nonlinear_hessian_batch], batch)
-    r, steps = {}, None
+    r, ds = {}, {"steps": runs["adam"].snap_steps}
     for k, v in runs.items():
-        sub, steps = _snapshot_subset(v, p.nonlinear_cn_steps)
+        sub, r["steps"] = _snapshot_subset(v, p.nonlinear_cn_steps)
         r[k] = phenomena.condition_numbers(mspec, sub, h_batch)
-    r["steps"] = steps
-    ds = {
-        k: phenomena.directional_smoothness(mspec, v.snap_params, v.snap_delta, batch)
-        for k, v in runs.items()
-    }
-    ds["steps"] = runs["adam"].snap_steps
+        ds[k] = phenomena.directional_smoothness(mspec, v.snap_params, v.snap_delta, batch)
     noise = ctx.noise(
         "nonlinear", num_samples=p.nonlinear_noise_samples, batch=2000, full_batches=100,
         seed=NOISE_SEED,
     )  # fmt: skip
+    return {"runs": runs, "r_med": r, "ds": ds, "noise": noise}
+
+
+def judge(m: dict) -> tuple[list, dict]:
+    """Verdicts (Adam below SGDM, R ratio > 1, DS Adam < SGDM, heavy-tailed noise) and numbers."""
+    runs, noise = m["runs"], m["noise"]
     fs, fa = (C.final_loss(runs[k].eval_loss) for k in ("sgdm", "adam"))
-    v_r, tab = ratio_claims("Nonlinear", r)
-    v_ds, frac = ds_claims("Nonlinear", ds)
+    v_r, tab = ratio_claims("Nonlinear", m["r_med"])
+    v_ds, frac = ds_claims("Nonlinear", m["ds"])
+    name = "Nonlinear: noise heavier-tailed than Gaussian"
     verdicts = [
         V.judge(
             V.log_ratio(fs, fa), "Nonlinear: Adam ends below SGDM", "log(SGDM/Adam final loss)"
         ),
         *v_r,
         v_ds,
-        heavier(
-            "Nonlinear: noise heavier-tailed than Gaussian",
-            noise["gaussian_errors"],
-            noise["errors"],
-        ),
+        heavier(name, noise["gaussian_errors"], noise["errors"]),
     ]
-    log_r = {k: np.log(r[k]) for k in ("sgdm", "adam")}
+    nums = {
+        "final": {"sgdm": fs.tolist(), "adam": fa.tolist()},
+        "final_log_train_loss": {
+            k: float(_log_curve(v)["mean"][-100:].mean()) for k, v in runs.items()
+        },
+        "ratio": tab,
+        "ds_frac_per_seed": frac.tolist(),
+        "noise": noise["summary"],
+    }
+    return verdicts, nums
+
+
+def draw(ctx, m: dict) -> tuple[str, list]:
+    """(caption, PNG paths): log loss, log R_med and DS panels; the noise histogram with QQ inset."""
+    p, runs, r, ds = ctx.protocol, m["runs"], m["r_med"], m["ds"]
     panels = {
         "log loss (minibatch)": {k: _log_curve(v) for k, v in runs.items()},
-        "log R_med": {k: C.curve(runs[k], log_r[k], steps, band=2.0) for k in log_r},
+        "log R_med": {
+            k: C.curve(runs[k], np.log(r[k]), r["steps"], band=2.0) for k in ("sgdm", "adam")
+        },
         "directional smoothness": {
             k: C.curve(runs[k], ds[k], ds["steps"]) for k in ("sgdm", "adam")
         },
@@ -102,7 +117,7 @@ def run(ctx) -> C.FigureResult:
             log={t: t == "directional smoothness" for t in panels},
         ),
         plots.histogram_panels(
-            {"Nonlinear (init seed 7)": noise["errors"]},
+            {"Nonlinear (init seed 7)": m["noise"]["errors"]},
             C.png(ctx, "nonlinear_noise.png"),
             f"Nonlinear setting, gradient noise at initialisation (model seed 7 as the notebook): "
             f"‖g_B − g‖₂ for {p.nonlinear_noise_samples:,} minibatches of B=2000 (the notebook: "
@@ -110,34 +125,28 @@ def run(ctx) -> C.FigureResult:
             qq=True,
         ),
     ]  # fmt: skip
-    nums = {
-        "final": {"sgdm": fs.tolist(), "adam": fa.tolist()},
-        "final_log_train_loss": {
-            k: float(_log_curve(v)["mean"][-100:].mean()) for k, v in runs.items()
-        },
-        "ratio": tab,
-        "ds_frac_per_seed": frac.tolist(),
-        "noise": noise["summary"],
-    }
-    lt = nums["final_log_train_loss"]
+    return cap, pngs
+
+
+def run(ctx) -> C.FigureResult:
+    p = ctx.protocol
+    m = measure(ctx)
+    verdicts, nums = judge(m)
+    cap, pngs = draw(ctx, m)
+    tab, lt, fin, noise = nums["ratio"], nums["final_log_train_loss"], nums["final"], nums["noise"]
     ours = (
         f"log loss (last 100 steps) SGDM {lt['sgdm']:.2f}, Adam {lt['adam']:.2f}; R ratio "
         + " / ".join(f"{tab[t]['mean']:.2f} ({tab[t]['std']:.2f})" for t in tab)
-        + f"; DS Adam<SGDM at {C.mean_std(frac, 2)} of checkpoints"
+        + f"; DS Adam<SGDM at {C.mean_std(nums['ds_frac_per_seed'], 2)} of checkpoints"
     )
     table = [
-        "| SGDM final | Adam final | log loss SGDM / Adam | R ratio @750 | R ratio @1250 | noise Hill α̂ (Gaussian) |",
+        "| SGDM final | Adam final | log loss SGDM / Adam | R ratio @750 | R ratio @1250 | "
+        "noise Hill α̂ (Gaussian) |",
         "|---|---|---|---|---|---|",
-        f"| {C.mean_std(fs)} | {C.mean_std(fa)} | {lt['sgdm']:.2f} / {lt['adam']:.2f} | "
-        f"{C.ratio_cell(tab, 750)} | {C.ratio_cell(tab, 1250)} | {C.fmt(noise['summary']['hill_alpha'])} "
-        f"({C.fmt(noise['summary']['gaussian_hill_alpha'])}) |",
+        f"| {C.mean_std(fin['sgdm'])} | {C.mean_std(fin['adam'])} | {lt['sgdm']:.2f} / "
+        f"{lt['adam']:.2f} | {C.ratio_cell(tab, 750)} | {C.ratio_cell(tab, 1250)} | "
+        f"{C.fmt(noise['hill_alpha'])} ({C.fmt(noise['gaussian_hill_alpha'])}) |",
     ]
-    row = C.Row(
-        "Nonlinear regression (appendix figure)",
-        PAPER,
-        ours,
-        verdicts,
-        C.seeds_steps(len(p.nonlinear_seeds), p.nonlinear_steps) + ", B=2000",
-        pngs,
-    )
+    budget = C.seeds_steps(len(p.nonlinear_seeds), p.nonlinear_steps) + ", B=2000"
+    row = C.Row("Nonlinear regression (appendix figure)", PAPER, ours, verdicts, budget, pngs)
     return C.FigureResult("nonlinear", cap, pngs, table, [row], nums)

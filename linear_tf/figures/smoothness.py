@@ -80,34 +80,32 @@ def _window_curve(win, k, lr) -> dict:
     }
 
 
-def run(ctx) -> C.FigureResult:
+def one_setting(ctx, s: str) -> dict:
+    """Panels, notes, verdicts, numbers and the table row of one setting."""
     p = ctx.protocol
-    top, bottom, notes, rows, nums, verdicts = {}, {}, {}, [], {}, []
-    for s in SETTINGS:
-        name, runs = SETTING_NAMES[s], ctx.main_runs(s)
-        ck, fine = checkpoint_ds(ctx, s), per_step_ds(ctx, s, p.ds_stride)
-        t_top, t_bot = (
-            f"{name}: every 250 steps, mean",
-            f"{name}: every {p.ds_stride} steps, median",
-        )
-        top[t_top], dropped = {}, {}
-        for k in ("sgdm", "adam"):
-            top[t_top][k], dropped[k] = _mean_curve(ck[k], ck["steps"], runs[k].lr)
-        neg_ck = {k: int((ck[k] <= 0).sum()) for k in ("sgdm", "adam")}
-        neg_fine = {k: int((fine[k] <= 0).sum()) for k in ("sgdm", "adam")}
-        notes[t_top] = (
-            f"means ≤ 0 not drawn: SGDM {dropped['sgdm']}, Adam {dropped['adam']}; "
-            f"single values ≤ 0: {neg_ck['sgdm']}, {neg_ck['adam']}"
-        )
-        win = phenomena.window_summary(fine["sgdm"], fine["adam"], steps=fine["steps"])
-        bottom[t_bot] = {k: _window_curve(win, k, runs[k].lr) for k in ("sgdm", "adam")}
-        notes[t_bot] = f"values ≤ 0: SGDM {neg_fine['sgdm']}, Adam {neg_fine['adam']} (in medians)"
-        v1, f1 = ds_claims(name, ck, view="every 250 steps, the paper's statistic")
-        v2, f2 = ds_claims(name, fine, view=f"every {p.ds_stride} steps")
-        verdicts += [v1, v2]
-        m = ck["steps"] >= 250
-        mean_below = float(np.mean(ck["adam"].mean(0)[m] < ck["sgdm"].mean(0)[m]))
-        nums[s] = {
+    name, runs = SETTING_NAMES[s], ctx.main_runs(s)
+    ck, fine = checkpoint_ds(ctx, s), per_step_ds(ctx, s, p.ds_stride)
+    t_top, t_bot = f"{name}: every 250 steps, mean", f"{name}: every {p.ds_stride} steps, median"
+    curves = {k: _mean_curve(ck[k], ck["steps"], runs[k].lr) for k in ("sgdm", "adam")}
+    dropped = {k: c[1] for k, c in curves.items()}
+    neg_ck = {k: int((ck[k] <= 0).sum()) for k in ("sgdm", "adam")}
+    neg_fine = {k: int((fine[k] <= 0).sum()) for k in ("sgdm", "adam")}
+    win = phenomena.window_summary(fine["sgdm"], fine["adam"], steps=fine["steps"])
+    v1, f1 = ds_claims(name, ck, view="every 250 steps, the paper's statistic")
+    v2, f2 = ds_claims(name, fine, view=f"every {p.ds_stride} steps")
+    m = ck["steps"] >= 250
+    mean_below = float(np.mean(ck["adam"].mean(0)[m] < ck["sgdm"].mean(0)[m]))
+    med = {k: float(np.median(ck[k][:, m])) for k in ("sgdm", "adam")}
+    return {
+        "top": {t_top: {k: c[0] for k, c in curves.items()}},
+        "bottom": {t_bot: {k: _window_curve(win, k, runs[k].lr) for k in ("sgdm", "adam")}},
+        "notes": {
+            t_top: f"means ≤ 0 not drawn: SGDM {dropped['sgdm']}, Adam {dropped['adam']}; "
+            f"single values ≤ 0: {neg_ck['sgdm']}, {neg_ck['adam']}",
+            t_bot: f"values ≤ 0: SGDM {neg_fine['sgdm']}, Adam {neg_fine['adam']} (in medians)",
+        },
+        "verdicts": [v1, v2],
+        "numbers": {
             "checkpoint_frac_per_seed": f1.tolist(),
             "checkpoint_seed_mean_frac": mean_below,
             "per_step_frac_per_seed": f2.tolist(),
@@ -115,15 +113,20 @@ def run(ctx) -> C.FigureResult:
             "nonpositive_checkpoint": neg_ck,
             "nonpositive_per_step": neg_fine,
             "windows": win,
-            "median_checkpoint": {k: float(np.median(ck[k][:, m])) for k in ("sgdm", "adam")},
-        }
-        med = nums[s]["median_checkpoint"]
-        rows.append(
-            f"| {name} | {C.mean_std(f1, 2)} | {mean_below:.2f} | {C.fmt(med['sgdm'])} / "
-            f"{C.fmt(med['adam'])} | {C.mean_std(f2, 2)} | "
-            f"{dropped['sgdm']} / {dropped['adam']} | {neg_ck['sgdm']} / {neg_ck['adam']} | "
-            f"{neg_fine['sgdm']} / {neg_fine['adam']} |"
-        )
+            "median_checkpoint": med,
+        },
+        "row": f"| {name} | {C.mean_std(f1, 2)} | {mean_below:.2f} | {C.fmt(med['sgdm'])} / "
+        f"{C.fmt(med['adam'])} | {C.mean_std(f2, 2)} | {dropped['sgdm']} / {dropped['adam']} | "
+        f"{neg_ck['sgdm']} / {neg_ck['adam']} | {neg_fine['sgdm']} / {neg_fine['adam']} |",
+    }
+
+
+def run(ctx) -> C.FigureResult:
+    p = ctx.protocol
+    per = {s: one_setting(ctx, s) for s in SETTINGS}
+    panels = {t: c for s in SETTINGS for t, c in per[s]["top"].items()}
+    panels |= {t: c for s in SETTINGS for t, c in per[s]["bottom"].items()}
+    notes = {t: n for s in SETTINGS for t, n in per[s]["notes"].items()}
     cap = (
         "D4 = Fig. 2 (directional smoothness DS_t = u_tᵀ∇²f(θ_t)u_t along the actual update "
         "u_t ∝ θ_(t+1) − θ_t, on the fixed batch), L=3, learning rates of the authors' code as in "
@@ -134,12 +137,7 @@ def run(ctx) -> C.FigureResult:
         "range."
     )
     path = plots.curve_panels(
-        {**top, **bottom},
-        C.png(ctx, "smoothness.png"),
-        cap,
-        "Directional smoothness",
-        ncols=len(SETTINGS),
-        notes=notes,
+        panels, C.png(ctx, "smoothness.png"), cap, "Directional smoothness", ncols=3, notes=notes
     )
     table = [
         "Fractions are over t ≥ 250, per seed (paired SGDM/Adam runs share init and prompts), "
@@ -149,19 +147,15 @@ def run(ctx) -> C.FigureResult:
         f"every 250: median DS SGDM / Adam | every {p.ds_stride}: frac. Adam<SGDM | "
         "means ≤0 not drawn SGDM / Adam | values ≤0 every 250 | values ≤0 per step |",
         "|---|---|---|---|---|---|---|---|",
-        *rows,
+        *[per[s]["row"] for s in SETTINGS],
     ]
+    nums = {s: per[s]["numbers"] for s in SETTINGS}
     ours = "; ".join(
         f"{SETTING_NAMES[s]} Adam<SGDM at {C.mean_std(nums[s]['checkpoint_frac_per_seed'], 2)} of "
         f"checkpoints ({C.mean_std(nums[s]['per_step_frac_per_seed'], 2)} of steps)"
         for s in SETTINGS
     )
-    row = C.Row(
-        "D4 = Fig. 2: directional smoothness",
-        PAPER,
-        ours,
-        verdicts,
-        C.seeds_steps(len(p.main_seeds), p.main_steps),
-        [path],
-    )
+    verdicts = [v for s in SETTINGS for v in per[s]["verdicts"]]
+    budget = C.seeds_steps(len(p.main_seeds), p.main_steps)
+    row = C.Row("D4 = Fig. 2: directional smoothness", PAPER, ours, verdicts, budget, [path])
     return C.FigureResult("smoothness", cap, [path], table, [row], nums)

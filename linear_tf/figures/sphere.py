@@ -50,21 +50,13 @@ def gap_claims(sphere: dict, s3: dict) -> tuple[list, dict]:
     }
 
 
-def run(ctx) -> C.FigureResult:
-    p = ctx.protocol
+def judge(ctx) -> tuple[list, dict]:
+    """Every claim of Fig. 7 with its numbers (loss gap, convergence, R ratio, noise tails)."""
     sphere, s3 = ctx.main_runs("sphere"), ctx.main_runs("3")
-    r_sp, r_3 = r_med(ctx, "sphere"), r_med(ctx, "3")
-    panels, ylabels = {}, {}
-    for title, runs in (("Sphere: loss", sphere), ("Setting 3: loss", s3)):
-        panels[title] = {k: C.curve(r) for k, r in runs.items()}
-        ylabels[title] = "Loss (fixed batch)"
-    for title, runs, r in (("Sphere: R_med", sphere, r_sp), ("Setting 3: R_med", s3, r_3)):
-        panels[title] = {k: C.curve(runs[k], r[k], r["steps"], band=2.0) for k in ("sgdm", "adam")}
-        ylabels[title] = "R_med"
     v_loss, _ = loss_claims("Sphere", sphere)
-    v_gap, gap_nums = gap_claims(sphere, s3)
-    v_r, tab_sp = ratio_claims("Sphere", r_sp)
-    _, tab_3 = ratio_claims("Setting 3", r_3)
+    v_gap, nums = gap_claims(sphere, s3)
+    v_r, tab_sp = ratio_claims("Sphere", r_med(ctx, "sphere"))
+    _, tab_3 = ratio_claims("Setting 3", r_med(ctx, "3"))
     v_tail = [
         V.judge(
             np.log(tab_3[t]["per_seed"]) - np.log(tab_sp[t]["per_seed"]),
@@ -74,14 +66,26 @@ def run(ctx) -> C.FigureResult:
         for t in tab_sp
         if t in tab_3
     ]
-    noise = [
-        heavier(
-            "Setting 3 noise heavier-tailed than the sphere's",
-            ctx.noise("sphere")["errors"],
-            ctx.noise("3")["errors"],
-        )
-    ]
-    verdicts = v_loss + v_gap + v_r + v_tail + noise
+    name = "Setting 3 noise heavier-tailed than the sphere's"
+    noise = heavier(name, ctx.noise("sphere")["errors"], ctx.noise("3")["errors"])
+    return v_loss + v_gap + v_r + v_tail + [noise], nums | {
+        "ratio_sphere": tab_sp,
+        "ratio_3": tab_3,
+    }
+
+
+def draw(ctx) -> tuple[str, list]:
+    """(caption, PNGs): loss and R_med panels for both settings; the two noise histograms."""
+    p = ctx.protocol
+    panels, ylabels = {}, {}
+    for setting, name in (("sphere", "Sphere"), ("3", "Setting 3")):
+        runs, r = ctx.main_runs(setting), r_med(ctx, setting)
+        panels[f"{name}: loss"] = {k: C.curve(v) for k, v in runs.items()}
+        panels[f"{name}: R_med"] = {
+            k: C.curve(runs[k], r[k], r["steps"], band=2.0) for k in ("sgdm", "adam")
+        }
+        ylabels |= {f"{name}: loss": "Loss (fixed batch)", f"{name}: R_med": "R_med"}
+    order = ["Sphere: loss", "Setting 3: loss", "Sphere: R_med", "Setting 3: R_med"]
     cap = (
         "Fig. 7 (sphere vs Setting 3), L=3, B=1000: sphere with the authors' learning rates SGDM 5 / "
         "Adam 0.1 and clip 0.1 (the paper's text says clip 1); Setting 3 SGDM 0.02 / Adam 0.02, clip "
@@ -89,49 +93,50 @@ def run(ctx) -> C.FigureResult:
         "std/4; row 2: R_med every 250 iterations, mean ± std/2; log axes. The noise row is "
         "sphere_noise.png."
     )
+    noise_cap = (
+        f"Fig. 7 row 2 (gradient noise at initialisation, seed 1, {p.noise_samples:,} minibatches "
+        f"of B=1000, full gradient from {p.noise_full_batches}×1000 prompts), sphere vs Setting 3; "
+        "100-bin density histograms, top: full range, bottom: up to the 99% quantile."
+    )
+    errors = {
+        f"{n} (L=3)": ctx.noise(s)["errors"] for s, n in (("sphere", "Sphere"), ("3", "Setting 3"))
+    }
     pngs = [
-        plots.curve_panels(panels, C.png(ctx, "sphere.png"), cap, ylabels, ncols=2),
-        plots.histogram_panels(
-            {
-                "Sphere (L=3)": ctx.noise("sphere")["errors"],
-                "Setting 3 (L=3)": ctx.noise("3")["errors"],
-            },
-            C.png(ctx, "sphere_noise.png"),
-            "Fig. 7 row 2 (gradient noise at initialisation, seed 1, "
-            f"{p.noise_samples:,} minibatches of B=1000, full gradient from "
-            f"{p.noise_full_batches}×1000 prompts), sphere vs Setting 3; 100-bin density histograms, "
-            "top: full range, bottom: up to the 99% quantile.",
-            zoom=0.99,
+        plots.curve_panels(
+            {t: panels[t] for t in order}, C.png(ctx, "sphere.png"), cap, ylabels, ncols=2
         ),
+        plots.histogram_panels(errors, C.png(ctx, "sphere_noise.png"), noise_cap, zoom=0.99),
     ]
-    nums = gap_nums | {"ratio_sphere": tab_sp, "ratio_3": tab_3}
-    fs, fa = gap_nums["final"]["sphere_sgdm"], gap_nums["final"]["sphere_adam"]
+    return cap, pngs
+
+
+def run(ctx) -> C.FigureResult:
+    p = ctx.protocol
+    verdicts, nums = judge(ctx)
+    cap, pngs = draw(ctx)
+    fin, gap, tab_sp, tab_3 = nums["final"], nums["log_gap"], nums["ratio_sphere"], nums["ratio_3"]
     ours = (
-        f"sphere final loss SGDM {C.mean_std(fs)} vs Adam {C.mean_std(fa)}; log gap sphere "
-        f"{C.mean_std(gap_nums['log_gap']['sphere'], 2)} vs Setting 3 "
-        f"{C.mean_std(gap_nums['log_gap']['3'], 2)}; R ratio sphere @750/@1250 "
-        + " / ".join(f"{tab_sp[t]['mean']:.2f} ({tab_sp[t]['std']:.2f})" for t in tab_sp)
+        f"sphere final loss SGDM {C.mean_std(fin['sphere_sgdm'])} vs Adam "
+        f"{C.mean_std(fin['sphere_adam'])}; log gap sphere {C.mean_std(gap['sphere'], 2)} vs "
+        f"Setting 3 {C.mean_std(gap['3'], 2)}; R ratio sphere @750/@1250 "
+        + " / ".join(C.ratio_cell(tab_sp, t) for t in tab_sp)
     )
     table = [
         "| | sphere | Setting 3 |",
         "|---|---|---|",
-        f"| final loss SGDM | {C.mean_std(fs)} | {C.mean_std(gap_nums['final']['3_sgdm'])} |",
-        f"| final loss Adam | {C.mean_std(fa)} | {C.mean_std(gap_nums['final']['3_adam'])} |",
-        f"| log(SGDM/Adam) | {C.mean_std(gap_nums['log_gap']['sphere'], 2)} | "
-        f"{C.mean_std(gap_nums['log_gap']['3'], 2)} |",
         *[
-            f"| R_SGDM/R_Adam @{t} | {tab_sp[t]['mean']:.2f} ({tab_sp[t]['std']:.2f}) | "
-            f"{tab_3[t]['mean']:.2f} ({tab_3[t]['std']:.2f}) |"
+            f"| final loss {k.upper() if k == 'sgdm' else 'Adam'} | {C.mean_std(fin['sphere_' + k])} "
+            f"| {C.mean_std(fin['3_' + k])} |"
+            for k in ("sgdm", "adam")
+        ],
+        f"| log(SGDM/Adam) | {C.mean_std(gap['sphere'], 2)} | {C.mean_std(gap['3'], 2)} |",
+        *[
+            f"| R_SGDM/R_Adam @{t} | {C.ratio_cell(tab_sp, t)} | {C.ratio_cell(tab_3, t)} |"
             for t in tab_sp
-            if t in tab_3
         ],
     ]
+    budget = C.seeds_steps(len(p.main_seeds), p.main_steps)
     row = C.Row(
-        "Fig. 7: sphere vs Setting 3 (loss, noise, R_med)",
-        PAPER,
-        ours,
-        verdicts,
-        C.seeds_steps(len(p.main_seeds), p.main_steps),
-        pngs,
+        "Fig. 7: sphere vs Setting 3 (loss, noise, R_med)", PAPER, ours, verdicts, budget, pngs
     )
     return C.FigureResult("sphere", cap, pngs, table, [row], nums)
