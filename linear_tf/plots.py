@@ -80,16 +80,16 @@ def curve_panels(
                 floor = pos.min() * 1e-2 if pos.size else 1e-12
                 mean = np.where(mean > 0, mean, np.nan)
                 lo, hi = np.maximum(lo, floor), np.maximum(hi, floor)
-            ax.plot(c["steps"], mean, color=col, label=label, lw=1.2)
+            marker = "o" if len(mean) <= 12 else None  # sparse curves: every point visible
+            ax.plot(c["steps"], mean, color=col, label=label, lw=1.2, marker=marker, ms=3)
             ax.fill_between(c["steps"], lo, hi, color=col, alpha=0.2, lw=0)
         if log_ax:
             ax.set_yscale("log")
-        ax.set_title(title, fontsize=9)
+        note = notes.get(title) if notes else None
+        ax.set_title(f"{title}\n{note}" if note else title, fontsize=9 if not note else 8)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel[title] if isinstance(ylabel, dict) else ylabel)
         ax.legend(fontsize=7)
-        if notes and notes.get(title):
-            ax.text(0.02, 0.02, notes[title], transform=ax.transAxes, fontsize=6.5, va="bottom")
     return finish(fig, path, caption)
 
 
@@ -100,7 +100,7 @@ def histogram_panels(
     `qq` adds a Gaussian QQ-plot inset (as in the authors' nonlinear notebook)."""
     rows = 2 if zoom else 1
     fig, axes = plt.subplots(
-        rows, len(panels), figsize=(3.7 * len(panels), 2.9 * rows), squeeze=False
+        rows, len(panels), figsize=(max(3.7 * len(panels), 5.0), 2.9 * rows), squeeze=False
     )
     for j, (title, e) in enumerate(panels.items()):
         e = np.asarray(e, np.float64)
@@ -121,13 +121,13 @@ def histogram_panels(
 def _qq_inset(ax, e: np.ndarray) -> None:
     from scipy import stats
 
-    inset = ax.inset_axes([0.55, 0.5, 0.42, 0.45])
+    inset = ax.inset_axes([0.55, 0.45, 0.42, 0.45])
     (osm, osr), (slope, intercept, _) = stats.probplot(e, dist="norm")
     inset.scatter(osm, osr, s=2, facecolors="none", edgecolors="b", lw=0.4)
     inset.plot(osm, slope * osm + intercept, "r", lw=1)
     inset.set_xticks([])
     inset.set_yticks([])
-    inset.set_title("Gaussian QQ", fontsize=6)
+    inset.text(0.95, 0.05, "Gaussian QQ", transform=inset.transAxes, ha="right", fontsize=6)
 
 
 def scatter_panels(panels: dict, path: str, caption: str) -> str:

@@ -303,9 +303,8 @@ def run_sweep(
         snap_steps.append(t0)
         t0 += n_steps
         if log is not None:
-            msg = ", ".join(
-                f"{k} eval {np.nanmin(np.asarray(ev[k][-1]).mean(-1)):.3g}" for k in names
-            )
+            best = lambda v: np.min(v, initial=np.inf, where=np.isfinite(v))
+            msg = ", ".join(f"{k} eval {best(np.asarray(ev[k][-1]).mean(-1)):.3g}" for k in names)
             log(f"  step {t0}/{cfg.steps} ({time.time() - start:.0f}s): best-lr {msg}")
     ev_last = jax.device_get(ev_last)
 

@@ -100,9 +100,9 @@ def one_setting(ctx, s: str) -> dict:
         "top": {t_top: {k: c[0] for k, c in curves.items()}},
         "bottom": {t_bot: {k: _window_curve(win, k, runs[k].lr) for k in ("sgdm", "adam")}},
         "notes": {
-            t_top: f"means ≤ 0 not drawn: SGDM {dropped['sgdm']}, Adam {dropped['adam']}; "
-            f"single values ≤ 0: {neg_ck['sgdm']}, {neg_ck['adam']}",
-            t_bot: f"values ≤ 0: SGDM {neg_fine['sgdm']}, Adam {neg_fine['adam']} (in medians)",
+            t_top: f"not drawn (mean ≤ 0): SGDM {dropped['sgdm']}, Adam {dropped['adam']}; "
+            f"values ≤ 0: {neg_ck['sgdm']}, {neg_ck['adam']}",
+            t_bot: f"values ≤ 0 (kept in medians): SGDM {neg_fine['sgdm']}, Adam {neg_fine['adam']}",
         },
         "verdicts": [v1, v2],
         "numbers": {

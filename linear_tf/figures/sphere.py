@@ -55,7 +55,9 @@ def judge(ctx) -> tuple[list, dict]:
     sphere, s3 = ctx.main_runs("sphere"), ctx.main_runs("3")
     v_loss, _ = loss_claims("Sphere", sphere)
     v_gap, nums = gap_claims(sphere, s3)
-    v_r, tab_sp = ratio_claims("Sphere", r_med(ctx, "sphere"))
+    # The paper claims a larger R_med gap for heavier tails (Fig. 7 row 3), not a ratio > 1 on the
+    # sphere itself: the sphere's ratios are reported, the claim judged is the comparison.
+    _, tab_sp = ratio_claims("Sphere", r_med(ctx, "sphere"))
     _, tab_3 = ratio_claims("Setting 3", r_med(ctx, "3"))
     v_tail = [
         V.judge(
@@ -68,7 +70,7 @@ def judge(ctx) -> tuple[list, dict]:
     ]
     name = "Setting 3 noise heavier-tailed than the sphere's"
     noise = heavier(name, ctx.noise("sphere")["errors"], ctx.noise("3")["errors"])
-    return v_loss + v_gap + v_r + v_tail + [noise], nums | {
+    return v_loss + v_gap + v_tail + [noise], nums | {
         "ratio_sphere": tab_sp,
         "ratio_3": tab_3,
     }

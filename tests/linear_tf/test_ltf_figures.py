@@ -14,7 +14,7 @@ from linear_tf import plots, sweep
 from linear_tf.figures import FIGURES, figure_module, report
 from linear_tf.figures import verdicts as V
 from linear_tf.figures.common import FigureResult, Row
-from linear_tf.figures.protocol import QUICK
+from linear_tf.figures.protocol import FULL, QUICK
 from linear_tf.figures.runs import Context, specs
 
 
@@ -117,7 +117,7 @@ def _record(tmp_path):
     )
     rec = {
         "command": "python scripts/reproduce_linear_tf.py --figure=loss_curves",
-        "protocol": {"name": "full"},
+        "protocol": dict(FULL.__dict__),
         "machine": {"cpu": "CPU X", "cores": 2, "commit": "abc1234", "dirty": False, "nice": 19},
         "load_start": (2.0, 1.0, 1.0),
         "load_end": (3.0, 1.0, 1.0),
@@ -145,6 +145,9 @@ def test_summary_and_section_render_from_the_record(tmp_path):
     )
     assert "abc1234" in section and "CPU X" in section and "20.0 min" in section
     assert "![loss_curves](docs/linear_tf/a.png)" in section
+    assert (
+        "- Fig. 8 (depth): 2 seeds × 3,000 steps" in section
+    )  # differences come from the protocol
     for word in ("/tmp", "flock", "session", "agent", "spec §"):
         assert word not in section
     doc = tmp_path / "R.md"
