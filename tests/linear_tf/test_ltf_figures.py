@@ -189,7 +189,7 @@ def test_every_figure_runs_on_tiny_models(tmp_path):
         assert r.rows and all(row.label in V.LABELS for row in r.rows), name
     d3 = results["condition_number"].numbers
     np.testing.assert_allclose(d3["1"]["ratio_at_0"], 1.0)  # shared initialisation
-    assert results["grad_noise"].numbers["Setting 1 (L=3)"]["num_samples"] == 100
+    assert results["grad_noise"].numbers["Setting 1, L=3"]["num_samples"] == 100
     depth = results["depth"].numbers
     assert all(np.isfinite(depth[L]["max_grad_norm"]["adam"]) for L in TINY.depths)
     names = {os.path.basename(p) for r in results.values() for p in r.pngs}
