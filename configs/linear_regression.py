@@ -8,7 +8,7 @@ Many runs at once (seeds x learning rates x optimisers in one compiled program):
   python scripts/reproduce_linear_tf.py --figure=loss_curves --quick
 
 Args (all optional): setting=1|2|3|sphere|nonisotropic|nonlinear, layers, heads, optimizer=adam|sgdm|sgd,
-lr (default: spec §3 table for the setting/optimizer), clip (default 1; 0.1 for sphere), seed,
+lr (default: the authors' README table for the setting/optimizer), clip (default 1; 0.1 for sphere), seed,
 parameterization=sparse|full|p0 (nonlinear default full), attention=linear|softmax|softmax_clean,
 steps, batch (default 1000; 2000 nonlinear), d (5), n (20; 5 for setting 2), init_std (0.05; 0.1 nonlinear).
 """

@@ -1,4 +1,5 @@
-"""Prompt generators for the in-context regression settings (spec §2), on device and jittable.
+"""Prompt generators for the in-context regression settings of Ahn et al. (2024), Table 1 and Section 4.1, and of the
+authors' notebooks (non-isotropic, nonlinear), on device and jittable.
 
 `sample(spec, rng, batch)` returns {"z": (B, n+1, d+1) prompts in row form, "y": (B,) query targets}.
 Every prompt draws its own w; the query covariate has the context distribution; the query's label
@@ -94,8 +95,7 @@ def make_data_spec(
     if setting == "nonisotropic":
         if d != len(NONISO_D):
             raise ConfigError(f"Invalid d={d} for setting=nonisotropic: the D matrix needs d=5.")
-        m = jax.random.uniform(jax.random.fold_in(jax.random.key(seed), 17), (d, d), minval=-1.0)
-        u = np.asarray(jnp.linalg.svd(m)[0], np.float32)
+        u = nonisotropic_rotation(seed, d)
         dvec = np.asarray(NONISO_D, np.float32)
     if setting == "nonlinear":
         phi = make_phi(d)
@@ -179,15 +179,32 @@ def sample_covariates(spec: DataSpec, rng: jax.Array, shape: tuple[int, ...]) ->
 
 def _draw(spec: DataSpec, rng: jax.Array, batch: int):
     """(x_BTD covariates, y_BT noiseless labels of every token incl. the query) of one batch."""
+    if spec.setting == "nonisotropic":
+        return nonisotropic_draw(spec.u, spec.dvec, rng, batch, spec.n)
     k_x, k_w = jax.random.split(rng)
     x_BTD = sample_covariates(spec, k_x, (batch, spec.n + 1))
-    v_BD = jax.random.normal(k_w, (batch, spec.d), jnp.float32)
-    if spec.setting == "nonisotropic":
-        w_BD = (v_BD / spec.dvec) @ spec.u.T  # w = U D⁻¹ v, so y = vᵀz
-    else:
-        w_BD = v_BD
+    w_BD = jax.random.normal(k_w, (batch, spec.d), jnp.float32)
     feats_BTD = apply_phi(spec.phi, x_BTD) if spec.setting == "nonlinear" else x_BTD
     return x_BTD, jnp.einsum("btd,bd->bt", feats_BTD, w_BD)
+
+
+def nonisotropic_draw(u_DD, dvec_D, rng: jax.Array, batch: int, n: int):
+    """Non-isotropic prompts (Ahn et al. 2023): x = U D z, w = U D⁻¹ v, so y = vᵀz; U and D may be
+    traced arrays (the demonstration protocol vmaps over seeds, each with its own U)."""
+    k_x, k_w = jax.random.split(rng)
+    d = dvec_D.shape[0]
+    k_dir, _ = jax.random.split(k_x)
+    z = jax.random.normal(k_dir, (batch, n + 1, d), jnp.float32)
+    x_BTD = (z * dvec_D) @ jnp.asarray(u_DD).T
+    v_BD = jax.random.normal(k_w, (batch, d), jnp.float32)
+    w_BD = (v_BD / dvec_D) @ jnp.asarray(u_DD).T
+    return x_BTD, jnp.einsum("btd,bd->bt", x_BTD, w_BD)
+
+
+def nonisotropic_rotation(seed: int, d: int = len(NONISO_D)) -> np.ndarray:
+    """U: left singular vectors of a d×d matrix of i.i.d. U(−1, 1) entries, drawn from `seed`."""
+    m = jax.random.uniform(jax.random.fold_in(jax.random.key(seed), 17), (d, d), minval=-1.0)
+    return np.asarray(jnp.linalg.svd(m)[0], np.float32)
 
 
 @_fast_threefry

@@ -1,8 +1,8 @@
 """The linear-attention Transformer of Ahn et al. (2024), as pure functions over a params dict.
 
-Row form (spec §1.1): a prompt is `z_BTE` with T = n+1 tokens as rows and E = d+1 features; row n is
+Row form (the authors' code; the paper, Section 2, uses the column form): a prompt is `z_BTE` with T = n+1 tokens as rows and E = d+1 features; row n is
 the query and its label slot z[:, n, d] is zero. The paper's column form is the transpose, with
-P = P̃ and Q = Q̃ᵀ. Per layer (spec §1.2), with M = diag(1,…,1,0) removing the query from keys/values:
+P = P̃ and Q = Q̃ᵀ. Per layer (the paper, Eq. (2)), with M = diag(1,…,1,0) removing the query from keys/values:
 
     z ← z + (1/n) Σ_h (z Q̃_h zᵀ) M (z P̃_hᵀ)
 
@@ -20,8 +20,8 @@ and no optimiser (SGD, momentum, Adam) ever moves it.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -31,6 +31,8 @@ from trainloop.config_util import ConfigError, check_choice
 
 PARAMETERIZATIONS = ("sparse", "full", "p0")
 ATTENTIONS = ("linear", "softmax", "softmax_clean")
+STATS_FORMS = ("auto", "lists", "arrays")
+LIST_MAX_D = 8  # above this width the per-entry formulation's graph (O(d³) ops) compiles too slowly
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +42,11 @@ class ModelSpec:
     attention: "linear"; "softmax" = reference-compatible variant (softmax of the scores over all
     n+1 keys, query key included, then the key mask, then 1/n); "softmax_clean" = softmax over the n
     context keys only and no 1/n.
+    stats_form: how the sparse linear model computes its prediction from the prompt statistics
+    (same values, different compiled graphs): "lists" = per-entry arithmetic on (B,) arrays (fastest
+    to run at d = 5, compile time grows as d³), "arrays" = batched (B, d, d) matmuls (compiles in
+    seconds for any d), "auto" = lists for d <= LIST_MAX_D. A field of the spec, so every
+    compiled program keyed on the spec is keyed on this choice too.
     """
 
     d: int = 5
@@ -51,10 +58,12 @@ class ModelSpec:
     init_std: float = 0.05
     embed: bool = False
     embed_hidden: int = 30
+    stats_form: str = "auto"
 
     def __post_init__(self):
         check_choice("parameterization", self.parameterization, PARAMETERIZATIONS)
         check_choice("attention", self.attention, ATTENTIONS)
+        check_choice("stats_form", self.stats_form, STATS_FORMS)
         for name in ("d", "n", "layers", "heads"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(
@@ -116,15 +125,20 @@ def sparse_to_full(bc_LH2DD: jax.Array) -> tuple[jax.Array, jax.Array]:
     return p, q
 
 
-def attention_matrices(spec: ModelSpec, params: dict) -> tuple[jax.Array, jax.Array]:
-    """(P̃_LHEE, Q̃_LHEE) in row form for any parameterisation."""
-    attn = params["attn"]
-    if spec.parameterization == "full":
-        return attn["p"], attn["q"]
-    bc = attn["bc"]
+def masked_bc(spec: ModelSpec, params: dict) -> jax.Array:
+    """The (L, H, 2, d, d) B/C blocks as the forward pass sees them: for `p0`, B multiplied by 0
+    (so its gradient is exactly 0 and no optimiser moves it)."""
+    bc = params["attn"]["bc"]
     if spec.parameterization == "p0":
         bc = bc * jnp.array([0.0, 1.0], bc.dtype)[:, None, None]
-    return sparse_to_full(bc)
+    return bc
+
+
+def attention_matrices(spec: ModelSpec, params: dict) -> tuple[jax.Array, jax.Array]:
+    """(P̃_LHEE, Q̃_LHEE) in row form for any parameterisation."""
+    if spec.parameterization == "full":
+        return params["attn"]["p"], params["attn"]["q"]
+    return sparse_to_full(masked_bc(spec, params))
 
 
 def embed_covariates(params: dict, z_BTE: jax.Array) -> jax.Array:
@@ -237,6 +251,40 @@ def _shared_matmul(w_IJ: jax.Array, v: list) -> list:
     return [out[i] for i in range(out.shape[0])]
 
 
+def _congruence(kxx, p_mat):
+    """K_l = Pᵀ K_0 P on nested lists (symmetric, so only the upper triangle is computed)."""
+    d = len(kxx)
+    kp = _mm(kxx, p_mat)
+    p_cols = list(zip(*p_mat, strict=True))
+    k_l = [[None] * d for _ in range(d)]
+    for i in range(d):
+        for j in range(i, d):
+            k_l[i][j] = k_l[j][i] = _dot(p_cols[i], [kp[m][j] for m in range(d)])
+    return k_l
+
+
+def _list_layer(k0, kxx, inv, p_mat, q_vec, b_HDD, c_HDD):
+    """One layer of `_sparse_linear_prediction`: (P, q) -> (P', q') and c·k of this layer;
+    P = None / q = None stand for I / 0, b_HDD = None for the last layer (only c·k is needed)."""
+    d = len(k0)
+    u = k0 if q_vec is None else [lax.add(a, b) for a, b in zip(k0, _mv(kxx, q_vec), strict=True)]
+    k = u if p_mat is None else _vm(u, p_mat)
+    ck = _shared_matmul(jnp.sum(c_HDD, axis=0), k)
+    if b_HDD is None:
+        return p_mat, q_vec, ck
+    k_l = kxx if p_mat is None else _congruence(kxx, p_mat)
+    w = jnp.einsum("hde,hgf->dgef", c_HDD, b_HDD).reshape(d * d, d * d)
+    m_flat = _shared_matmul(w, [k_l[e][f] for e in range(d) for f in range(d)])
+    m_mat = [[m_flat[i * d + j] for j in range(d)] for i in range(d)]
+    pck = ck if p_mat is None else _mv(p_mat, ck)
+    q_new = [lax.div(t, inv) for t in pck] if q_vec is None else _axpy(q_vec, pck, inv)
+    if p_mat is None:
+        p_new = [[lax.div(m_mat[i][j], inv) + float(i == j) for j in range(d)] for i in range(d)]
+    else:
+        p_new = _axpy(p_mat, _mm(p_mat, m_mat), inv)
+    return p_new, q_new, ck
+
+
 def _sparse_linear_prediction(bc_LH2DD: jax.Array, stats: dict, divisor: float) -> jax.Array:
     """Fast path for linear attention with the sparse pattern, from `prompt_stats` only.
 
@@ -253,39 +301,7 @@ def _sparse_linear_prediction(bc_LH2DD: jax.Array, stats: dict, divisor: float) 
     inv = jnp.asarray(divisor, kxx_DDB.dtype)
     k0 = [stats["kxr"][i] for i in range(d)]
     kxx = [[kxx_DDB[i, j] for j in range(d)] for i in range(d)]
-
-    def layer(p_mat, q_vec, b_HDD, c_HDD):
-        """(P, q) -> (P', q') and c·k of this layer; P = None / q = None stand for I / 0."""
-        u = (
-            k0
-            if q_vec is None
-            else [lax.add(a, b) for a, b in zip(k0, _mv(kxx, q_vec), strict=True)]
-        )
-        k = u if p_mat is None else _vm(u, p_mat)
-        ck = _shared_matmul(jnp.sum(c_HDD, axis=0), k)
-        if b_HDD is None:  # last layer: only c·k is needed
-            return p_mat, q_vec, ck
-        if p_mat is None:
-            k_l = kxx
-        else:
-            kp = _mm(kxx, p_mat)
-            p_cols = list(zip(*p_mat, strict=True))
-            k_l = [[None] * d for _ in range(d)]
-            for i in range(d):  # K_l = Pᵀ K_0 P is symmetric
-                for j in range(i, d):
-                    k_l[i][j] = k_l[j][i] = _dot(p_cols[i], [kp[m][j] for m in range(d)])
-        w = jnp.einsum("hde,hgf->dgef", c_HDD, b_HDD).reshape(d * d, d * d)
-        m_flat = _shared_matmul(w, [k_l[e][f] for e in range(d) for f in range(d)])
-        m_mat = [[m_flat[i * d + j] for j in range(d)] for i in range(d)]
-        pck = ck if p_mat is None else _mv(p_mat, ck)
-        q_new = [lax.div(t, inv) for t in pck] if q_vec is None else _axpy(q_vec, pck, inv)
-        if p_mat is None:
-            p_new = [
-                [lax.div(m_mat[i][j], inv) + float(i == j) for j in range(d)] for i in range(d)
-            ]
-        else:
-            p_new = _axpy(p_mat, _mm(p_mat, m_mat), inv)
-        return p_new, q_new, ck
+    layer = functools.partial(_list_layer, k0, kxx, inv)
 
     p_mat = q_vec = None
     if num_layers > 1:
@@ -307,71 +323,46 @@ def _sparse_linear_prediction(bc_LH2DD: jax.Array, stats: dict, divisor: float) 
     return -_axpy(r_q, _dot(xq_l, ck), inv)
 
 
-LIST_MAX_D = 8  # above this width the per-entry formulation's graph (O(d³) ops) compiles too slowly
-
-
-def _bmm(a, b):
-    """Per-prompt (I, K, B) x (K, J, B) -> (I, J, B) as one broadcast-multiply-reduce."""
-    return jnp.sum(a[:, :, None, :] * b[None, :, :, :], axis=1)
-
-
 def _sparse_linear_prediction_arrays(bc_LH2DD: jax.Array, stats: dict, divisor: float):
-    """The algebra of `_sparse_linear_prediction` on (D, D, B) arrays instead of nested lists.
+    """The algebra of `_sparse_linear_prediction` on batch-major (B, d, d) arrays.
 
-    Its graph has O(1) ops per product instead of O(d³), so it compiles in seconds for any d, but on
-    XLA:CPU it runs ~3x slower at d = 5; used for d > LIST_MAX_D (the d = 20 model of Fig. 5).
+    Its graph has O(1) ops per product instead of O(d³), so it compiles in seconds for any d; every
+    product is a batched d×d matmul or a GEMM with a shared d×d block (M = Σ_h C_h K Bᵀ_h as two
+    products, 2d³ per prompt). On XLA:CPU it is ~10x slower than the per-entry lists at d = 5, and
+    ~12x faster than a batch-minor broadcast-and-reduce formulation at d = 20 (the model of Fig. 5).
     """
-    num_layers, _, _, d, _ = bc_LH2DD.shape
-    kxx, k0 = stats["kxx"], stats["kxr"]
+    d = bc_LH2DD.shape[-1]
+    kxx = jnp.transpose(stats["kxx"], (2, 0, 1))
+    k0 = stats["kxr"].T
     inv = 1.0 / jnp.asarray(divisor, kxx.dtype)
-    eye = jnp.eye(d, dtype=kxx.dtype)[:, :, None]
 
     def layer(p_mat, q_vec, b_HDD, c_HDD):
-        u = k0 + jnp.sum(kxx * q_vec[None], axis=1)
-        k = jnp.sum(u[:, None] * p_mat, axis=0)
-        ck = jnp.sum(c_HDD, axis=0) @ k
+        u = k0 + jnp.einsum("bij,bj->bi", kxx, q_vec)
+        ck = jnp.einsum("bij,bi->bj", p_mat, u) @ jnp.sum(c_HDD, axis=0).T
         if b_HDD is None:
             return p_mat, q_vec, ck
-        k_l = _bmm(jnp.swapaxes(p_mat, 0, 1), _bmm(kxx, p_mat))
-        w = jnp.einsum("hde,hgf->dgef", c_HDD, b_HDD).reshape(d * d, d * d)
-        m_mat = (w @ k_l.reshape(d * d, -1)).reshape(d, d, -1)
-        pck = jnp.sum(p_mat * ck[None], axis=1)
-        return p_mat + _bmm(p_mat, m_mat) * inv, q_vec + pck * inv, ck
-
-    p_mat = jnp.broadcast_to(eye, (d, d, k0.shape[-1]))
-    q_vec = jnp.zeros_like(k0)
+        k_l = jnp.matmul(jnp.swapaxes(p_mat, 1, 2), jnp.matmul(kxx, p_mat))
+        m_mat = 0.0
+        for h in range(c_HDD.shape[0]):
+            m_mat = m_mat + jnp.einsum("ij,bjk->bik", c_HDD[h], k_l) @ b_HDD[h].T
+        pck = jnp.einsum("bij,bj->bi", p_mat, ck)
+        return p_mat + jnp.matmul(p_mat, m_mat) * inv, q_vec + pck * inv, ck
 
     def body(carry, bc_H2DD):
         p_new, q_new, _ = layer(*carry, bc_H2DD[:, 0], bc_H2DD[:, 1])
         return (p_new, q_new), None
 
-    (p_mat, q_vec), _ = lax.scan(body, (p_mat, q_vec), bc_LH2DD[:-1])
+    p_mat = jnp.broadcast_to(jnp.eye(d, dtype=kxx.dtype), (k0.shape[0], d, d))
+    (p_mat, q_vec), _ = lax.scan(body, (p_mat, jnp.zeros_like(k0)), bc_LH2DD[:-1])
     _, _, ck = layer(p_mat, q_vec, None, bc_LH2DD[-1, :, 1])
-    xq = stats["xq"]
-    xq_l = jnp.sum(xq[:, None] * p_mat, axis=0)
-    r_q = stats["rq"] + jnp.sum(xq * q_vec, axis=0)
-    return -(r_q + jnp.sum(xq_l * ck, axis=0) * inv)
+    xq = stats["xq"].T
+    xq_l = jnp.einsum("bi,bij->bj", xq, p_mat)
+    r_q = stats["rq"] + jnp.sum(xq * q_vec, axis=-1)
+    return -(r_q + jnp.sum(xq_l * ck, axis=-1) * inv)
 
 
-_COMPACT = {"on": False}
-
-
-@contextlib.contextmanager
-def compact_graph():
-    """While tracing inside this context, the sparse fast path uses the array formulation whatever d
-    (seconds to compile instead of tens of seconds, ~3x slower to run): for programs that run only a
-    few thousand gradients, such as the gradient-noise measurement."""
-    old = _COMPACT["on"]
-    _COMPACT["on"] = True
-    try:
-        yield
-    finally:
-        _COMPACT["on"] = old
-
-
-def _stats_prediction(bc_LH2DD: jax.Array, stats: dict, divisor: float) -> jax.Array:
-    d = bc_LH2DD.shape[-1]
-    lists = d <= LIST_MAX_D and not _COMPACT["on"]
+def _stats_prediction(spec: ModelSpec, bc_LH2DD: jax.Array, stats: dict, divisor: float):
+    lists = spec.stats_form == "lists" or (spec.stats_form == "auto" and spec.d <= LIST_MAX_D)
     fn = _sparse_linear_prediction if lists else _sparse_linear_prediction_arrays
     return fn(bc_LH2DD, stats, divisor)
 
@@ -379,13 +370,6 @@ def _stats_prediction(bc_LH2DD: jax.Array, stats: dict, divisor: float) -> jax.A
 def uses_stats(spec: ModelSpec) -> bool:
     """Whether the model reads prompts only through `prompt_stats` (sparse/p0 linear, no embedding)."""
     return spec.attention == "linear" and spec.parameterization != "full" and not spec.embed
-
-
-def _masked_bc(spec: ModelSpec, params: dict) -> jax.Array:
-    bc = params["attn"]["bc"]
-    if spec.parameterization == "p0":
-        bc = bc * jnp.array([0.0, 1.0], bc.dtype)[:, None, None]
-    return bc
 
 
 def prepare_batch(spec: ModelSpec, batch: dict) -> dict:
@@ -399,14 +383,14 @@ def predict(spec: ModelSpec, params: dict, z_BTE: jax.Array, divisor: float | No
     """ŷ = −z_L[:, n, d] (the query's label slot, negated)."""
     divisor = float(spec.n if divisor is None else divisor)
     if uses_stats(spec):
-        return _stats_prediction(_masked_bc(spec, params), prompt_stats(z_BTE), divisor)
+        return _stats_prediction(spec, masked_bc(spec, params), prompt_stats(z_BTE), divisor)
     return -forward(spec, params, z_BTE, divisor)[:, -1, -1]
 
 
 def mse_loss(spec: ModelSpec, params: dict, batch: dict) -> jax.Array:
     """Plain mean squared error over prompts, no ½ factor."""
     if "stats" in batch and uses_stats(spec):
-        pred = _stats_prediction(_masked_bc(spec, params), batch["stats"], float(spec.n))
+        pred = _stats_prediction(spec, masked_bc(spec, params), batch["stats"], float(spec.n))
     else:
         pred = predict(spec, params, batch["z"])
     return jnp.mean(jnp.square(pred - batch["y"]))

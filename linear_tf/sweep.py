@@ -233,6 +233,34 @@ def _chunk_program(plan: _Plan):
 _prepare = jax.jit(model.prepare_batch, static_argnums=0)
 
 
+def _group(name, lrs, seeds, chunks: dict, ev_last, final_params, dense: bool) -> GroupResult:
+    """One optimiser's GroupResult from the per-chunk host outputs of `run_sweep`."""
+    # ev chunks: (n_blocks, n_lr, n_seed) -> (n_lr, n_seed, n_eval)
+    ev = np.concatenate([c[name] for c in chunks["ev"]] + [ev_last[name][None]], axis=0)
+    outs = [c[name] for c in chunks["out"]]
+    loss = np.concatenate([o[0].reshape(-1, *o[0].shape[2:]) for o in outs])
+    gn = np.concatenate([o[1].reshape(-1, *o[1].shape[2:]) for o in outs])
+    dense_params = None
+    if dense:
+        per_step = lambda a: np.moveaxis(a.reshape(-1, *a.shape[2:]), 0, 2)
+        dense_params = _stack_host([jax.tree_util.tree_map(per_step, o[2]) for o in outs], axis=2)
+    to_snap = lambda trees: _stack_host(
+        [jax.tree_util.tree_map(lambda a: a[:, :, None], t[name]) for t in trees], axis=2
+    )
+    return GroupResult(
+        optimizer=name,
+        lrs=np.asarray(lrs, np.float64),
+        seeds=np.asarray(seeds),
+        eval_loss=np.moveaxis(ev, 0, -1),
+        train_loss=np.moveaxis(loss, 0, -1),
+        grad_norm=np.moveaxis(gn, 0, -1),
+        snap_params=to_snap(chunks["snap"]),
+        snap_delta=to_snap(chunks["delta"]),
+        final_params=final_params,
+        dense_params=dense_params,
+    )
+
+
 def run_sweep(
     mspec: model.ModelSpec,
     dspec: data.DataSpec,
@@ -256,17 +284,9 @@ def run_sweep(
     sizes = tuple(len(optimizers[k]) for k in names)
 
     def plan(n_steps):
-        return _Plan(
-            mspec,
-            dspec,
-            names,
-            sizes,
-            float(cfg.clip),
-            int(cfg.batch),
-            int(cfg.eval_stride),
-            n_steps // cfg.eval_stride,
-            bool(cfg.dense),
-        )
+        n_blocks = n_steps // cfg.eval_stride
+        static = (float(cfg.clip), int(cfg.batch), int(cfg.eval_stride), n_blocks, bool(cfg.dense))
+        return _Plan(mspec, dspec, names, sizes, *static)
 
     state = _init_program(plan(0))(init_keys)
     ev_chunks, out_chunks, snap_chunks, delta_chunks, snap_steps = [], [], [], [], []
@@ -283,43 +303,15 @@ def run_sweep(
         snap_steps.append(t0)
         t0 += n_steps
         if log is not None:
-            msg = ", ".join(
-                f"{k} eval {np.nanmin(np.asarray(ev[k][-1]).mean(-1)):.3g}" for k in names
-            )
+            best = lambda v: np.min(v, initial=np.inf, where=np.isfinite(v))
+            msg = ", ".join(f"{k} eval {best(np.asarray(ev[k][-1]).mean(-1)):.3g}" for k in names)
             log(f"  step {t0}/{cfg.steps} ({time.time() - start:.0f}s): best-lr {msg}")
     ev_last = jax.device_get(ev_last)
 
-    groups = {}
-    for k in names:
-        # ev chunks: (n_blocks, n_lr, n_seed) -> (n_lr, n_seed, n_eval)
-        ev_k = np.concatenate([c[k] for c in ev_chunks] + [ev_last[k][None]], axis=0)
-        loss = np.concatenate([c[k][0].reshape(-1, *c[k][0].shape[2:]) for c in out_chunks])
-        gn = np.concatenate([c[k][1].reshape(-1, *c[k][1].shape[2:]) for c in out_chunks])
-        dense = None
-        if cfg.dense:
-            dense = _stack_host(
-                [
-                    jax.tree_util.tree_map(
-                        lambda a: np.moveaxis(a.reshape(-1, *a.shape[2:]), 0, 2), c[k][2]
-                    )
-                    for c in out_chunks
-                ],
-                axis=2,
-            )
-        to_snap = lambda trees, k=k: _stack_host(
-            [jax.tree_util.tree_map(lambda a: a[:, :, None], t[k]) for t in trees], axis=2
-        )
-        groups[k] = GroupResult(
-            optimizer=k,
-            lrs=np.asarray(optimizers[k], np.float64),
-            seeds=np.asarray(seeds),
-            eval_loss=np.moveaxis(ev_k, 0, -1),
-            train_loss=np.moveaxis(loss, 0, -1),
-            grad_norm=np.moveaxis(gn, 0, -1),
-            snap_params=to_snap(snap_chunks),
-            snap_delta=to_snap(delta_chunks),
-            final_params=jax.device_get(state[k][0]),
-            dense_params=dense,
-        )
+    chunks = {"ev": ev_chunks, "out": out_chunks, "snap": snap_chunks, "delta": delta_chunks}
+    groups = {
+        k: _group(k, optimizers[k], seeds, chunks, ev_last, jax.device_get(state[k][0]), cfg.dense)
+        for k in names
+    }
     eval_steps = np.arange(0, cfg.steps + 1, cfg.eval_stride)
     return SweepResult(groups, eval_steps, np.asarray(snap_steps), cfg, time.time() - start)

@@ -1,4 +1,4 @@
-"""Closed forms of spec §5: one-layer optima, preconditioned GD, GD++, distance to identity.
+"""Closed forms behind the paper's model (Ahn et al. 2023, Section 4; von Oswald et al. 2023): one-layer optima, preconditioned GD, GD++, distance to identity.
 
 All functions are plain jnp (they run in float64 under `jax.enable_x64`). Vectors are rows:
 x_N D (context covariates), y_N, x_q D.

@@ -1,4 +1,4 @@
-"""Closed forms of spec §5 against the model (float64 where identities are exact)."""
+"""Closed forms (one-layer optimum, preconditioned GD, GD++) against the model (float64 where identities are exact)."""
 
 import chex
 import jax
