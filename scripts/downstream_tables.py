@@ -22,7 +22,7 @@ host_alloc.apply_from_argv(sys.argv)
 
 from absl import app, flags, logging  # noqa: E402
 
-from trainloop.config_util import ConfigError  # noqa: E402
+from trainloop import cli  # noqa: E402
 
 host_alloc.define_flag()
 _OUT = flags.DEFINE_string("out", None, "Output directory.")
@@ -46,14 +46,10 @@ def main(argv):
         summary = tables.run(
             _OUT.value, quick=not _FULL.value, seeds=_SEEDS.value, blocks=_BLOCKS.value
         )
-    except ConfigError as e:
-        print(f"Error: {e}", file=sys.stderr)
-        sys.exit(2)
     except Interrupted as e:
-        print(f"{e} Rerun the same command to resume.", file=sys.stderr)
-        sys.exit(130)
+        cli.fail(f"{e} Rerun the same command to resume.", 130)
     print(tables.summary_markdown(summary))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, stop_note="between runs (finished runs and checkpoints stay in --out).")

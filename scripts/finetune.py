@@ -23,16 +23,13 @@ from trainloop import host_alloc  # noqa: E402  (imports no jax: runs before jax
 host_alloc.apply_from_argv(sys.argv)  # CPU speed, as in scripts/train.py
 
 from absl import app, flags, logging  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
 
+from trainloop import cli  # noqa: E402
 from trainloop.config_util import ConfigError  # noqa: E402
 
 host_alloc.define_flag()
-_CONFIG = config_flags.DEFINE_config_file(
-    "config",
-    None,
-    "Fine-tuning config (configs/glue.py or configs/code_suite.py).",
-    lock_config=True,
+_CONFIG = cli.define_config_flag(
+    "config", "Fine-tuning config (configs/glue.py or configs/code_suite.py)."
 )
 _OUT = flags.DEFINE_string("out", None, "Output directory (one workdir per task and seed inside).")
 flags.mark_flags_as_required(["config", "out"])
@@ -92,27 +89,9 @@ def main(argv):
 
     try:
         run(_CONFIG.value, _OUT.value)
-    except ConfigError as e:
-        print(f"Error: {e}", file=sys.stderr)
-        sys.exit(2)
     except Interrupted as e:
-        print(f"{e} Rerun the same command to resume.", file=sys.stderr)
-        sys.exit(130)
-
-
-def _parse_flags(argv):
-    """absl flag parsing with one-paragraph errors for bad config args and keys."""
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as e:
-        message = str(e)
-        if "ConfigError: " in message:  # raised by get_config; config_flags adds a traceback
-            message = message.rsplit("ConfigError: ", 1)[1].strip()
-        print(f"Error: {message}", file=sys.stderr)
-    except (AttributeError, KeyError) as e:
-        print(f"Error: unknown config key {e} in {argv[1:]}.", file=sys.stderr)
-    sys.exit(2)
+        cli.fail(f"{e} Rerun the same command to resume.", 130)
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse_flags)
+    cli.run(main, stop_note="between runs (finished runs and checkpoints stay in --out).")

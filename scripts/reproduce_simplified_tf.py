@@ -29,6 +29,7 @@ host_alloc.apply_from_argv(sys.argv)
 
 from absl import app, flags, logging  # noqa: E402
 
+from trainloop import cli  # noqa: E402
 from trainloop.config_util import ConfigError  # noqa: E402
 
 host_alloc.define_flag()
@@ -60,11 +61,7 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
-    try:
-        _main()
-    except ConfigError as e:
-        print(f"Error: {e}", file=sys.stderr)
-        sys.exit(2)
+    _main()
 
 
 def _main():
@@ -103,4 +100,4 @@ def _main():
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, stop_note="between runs (finished runs stay in --out; rerun to continue).")

@@ -67,7 +67,12 @@ def pretrain(
         log(f"[{block}] pretraining {config.num_steps} steps at lr {config.optimizer.lr:g}")
         start = time.perf_counter()
         try:
-            train_and_evaluate(config, workdir, make_mlm_task(config))
+            result = train_and_evaluate(config, workdir, make_mlm_task(config))
+            if result.interrupted:
+                raise finetune.Interrupted(
+                    f"Pretraining of {block} stopped by a signal at step {result.step}; its "
+                    f"checkpoint is saved in {workdir}."
+                )
         except NonFiniteError as e:
             record = dict(status="nonfinite", message=str(e))
             with open(failed, "w") as f:

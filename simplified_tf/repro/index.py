@@ -44,8 +44,12 @@ def write(out_root: str, order: list[str]) -> str | None:
         sources.append(
             f"- {r['figure']}: `{p.get('command', '')}` at `{p.get('commit', '')}` "
             f"({p.get('machine', {}).get('cpu', '')}; {p.get('wall_seconds', 0) / 60:.1f} min in "
-            f"its last invocation, {p.get('runs_trained_now', 0)} runs trained then; its runs "
-            f"took {p.get('run_minutes', 0):.1f} min of training in all)"
+            f"its last invocation, {p.get('runs_trained_now', 0)} runs trained then"
+            + (
+                f"; its runs took {p['run_minutes']:.1f} min of training in all)"
+                if p.get("run_minutes") is not None
+                else ")"
+            )
         )
     counts = {v: sum(r["verdict"] == v for r in rows) for v in ("reproduced", "contradicted",
                                                               "inconclusive")}  # fmt: skip

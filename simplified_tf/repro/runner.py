@@ -40,7 +40,8 @@ def run_figure(
 
     used = sorted(set(store.touched))
     trained = set(store.trained)
-    run_minutes = sum(store.train_seconds(run_id) for run_id in used) / 60
+    seconds = [store.train_seconds(run_id) for run_id in used]
+    run_minutes = None if None in seconds else sum(seconds) / 60  # None: some ran before timing
     prov = dict(
         command=command,
         commit=provenance.git_commit(REPO),
@@ -51,7 +52,7 @@ def run_figure(
         loadavg_after=[round(x, 2) for x in load_after],
         runs_trained_now=len(trained),
         runs_reused=len(set(used) - trained),
-        run_minutes=round(run_minutes, 1),
+        run_minutes=None if run_minutes is None else round(run_minutes, 1),
     )
     m = prov["machine"]
     header = [
@@ -63,8 +64,7 @@ def run_figure(
         f"({m['cores']} cores), float32. This invocation: {wall / 60:.1f} min wall time, "
         f"{prov['runs_trained_now']} runs trained, {prov['runs_reused']} reused from earlier "
         f"invocations; load average {prov['loadavg_before'][0]:.2f} before, "
-        f"{prov['loadavg_after'][0]:.2f} after. The {len(used)} runs this figure uses took "
-        f"{run_minutes:.1f} min of training in all (their own measured times, whenever they ran).",
+        f"{prov['loadavg_after'][0]:.2f} after. {_run_minutes_text(len(used), run_minutes)}",
         "",
         *[f"- {describe(g)}" for g in figure.groups(protocol)],
         "",
@@ -99,4 +99,13 @@ def _interior_line(outcomes) -> str:
         + ", ".join(edge)
         + ". Verdicts involving these arms compare them at the best LR tried, not a bracketed "
         "optimum."
+    )
+
+
+def _run_minutes_text(runs: int, minutes: float | None) -> str:
+    if minutes is None:
+        return f"The {runs} runs this figure uses include some that did not record their times."
+    return (
+        f"The {runs} runs this figure uses took {minutes:.1f} min of training in all (their own "
+        "measured times, whenever they ran)."
     )

@@ -135,13 +135,14 @@ class RunStore:
         with open(path) as f:
             return json.load(f)
 
-    def train_seconds(self, run_id: str) -> float:
-        """Seconds the run's training took (0 if it has no result)."""
+    def train_seconds(self, run_id: str) -> float | None:
+        """Seconds the run's training took (None if it has no result or did not record them)."""
         path = os.path.join(self.root, run_id, RESULT_FILE)
         if not os.path.exists(path):
-            return 0.0
+            return None
         with open(path) as f:
-            return float(json.load(f).get("train_seconds", 0.0))
+            seconds = json.load(f).get("train_seconds")
+        return None if seconds is None else float(seconds)
 
     def ensure(self, spec: RunSpec) -> dict:
         if spec.run_id not in self.touched:
@@ -155,6 +156,7 @@ class RunStore:
         import jax
 
         from simplified_tf.tasks import make_task_and_data
+        from trainloop.cli import exit_if_interrupted
         from trainloop.train import NonFiniteError, train_and_evaluate
 
         workdir = self.workdir(spec)
@@ -164,10 +166,12 @@ class RunStore:
         start = time.perf_counter()
         status, message = "finished", ""
         try:
-            train_and_evaluate(config, workdir, task)
+            trained = train_and_evaluate(config, workdir, task)
         except NonFiniteError as e:
             status, message = "diverged", str(e)
             self.log(f"[run] {spec.run_id} diverged: {e}")
+        else:  # stopped by a signal: no result is recorded, a rerun resumes from the checkpoint
+            exit_if_interrupted(trained, workdir, "Rerun the same command to continue the sweep.")
         seconds = time.perf_counter() - start
         jax.clear_caches()  # every run compiles its own step; keep memory flat over a sweep
         series = eval_series(workdir)
