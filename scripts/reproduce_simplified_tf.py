@@ -3,6 +3,7 @@
   python scripts/reproduce_simplified_tf.py --figure=parity --quick
   python scripts/reproduce_simplified_tf.py --figure=all --quick --out=results/simplified_tf_quick
   python scripts/reproduce_simplified_tf.py --figure=parity --list_runs --quick   # the run set only
+  python scripts/reproduce_simplified_tf.py --out=results/simplified_tf_quick --publish=docs/simplified_tf
 
 A figure is a declared set of runs (arm x learning rate x seed; see simplified_tf/repro/). Every
 arm's peak LR is tuned on a log grid that widens until the best point is interior, then the arm is
@@ -41,6 +42,15 @@ _OUT = flags.DEFINE_string(
 _SEEDS = flags.DEFINE_integer("seeds", 0, "Seeds per arm (0 = the protocol's, 3).")
 _RETIME = flags.DEFINE_bool("retime", False, "Re-measure step times even if cached.")
 _LIST = flags.DEFINE_bool("list_runs", False, "Print the declared run set and exit.")
+_INDEX = flags.DEFINE_bool(
+    "index_only", False, "Rewrite OUT/claims.md from the figures already in --out; train nothing."
+)
+_PUBLISH = flags.DEFINE_string(
+    "publish",
+    "",
+    "Copy every finished figure's summary.md, summary.json and PNGs, and claims.md, from --out to "
+    "this folder (e.g. docs/simplified_tf); train nothing.",
+)
 
 
 def _figures(names):
@@ -75,6 +85,8 @@ def _main():
     if _SEEDS.value:
         protocol = protocol.with_seeds(_SEEDS.value)
     out = _OUT.value or ("results/simplified_tf_quick" if _QUICK.value else "results/simplified_tf")
+    if _INDEX.value or _PUBLISH.value:
+        return _index(out, _PUBLISH.value)
     if _LIST.value:
         for fig in figures:
             rows = planned_runs(fig, protocol)
@@ -97,6 +109,19 @@ def _main():
     claims = index.write(out, list(FIGURES))
     if claims:
         print(f"All claims so far: {claims}")
+
+
+def _index(out: str, docs_dir: str) -> None:
+    from simplified_tf.repro import index
+    from simplified_tf.repro.figures import FIGURES
+
+    if not os.path.isdir(out):
+        raise ConfigError(f"--out={out} does not exist; run a figure into it first.")
+    if docs_dir:
+        for path in index.publish(out, list(FIGURES), docs_dir):
+            print(path)
+        return
+    print(index.write(out, list(FIGURES)) or f"No finished figure in {out}.")
 
 
 if __name__ == "__main__":

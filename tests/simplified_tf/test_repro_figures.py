@@ -148,3 +148,32 @@ def test_claims_index_gathers_every_figure(tmp_path):
     ]
     assert "`cmd depth` at `abc123`" in text
     assert index.write(str(tmp_path / "empty"), ["parity"]) is None
+
+
+def test_claims_budget_and_publish_copy_a_figure_with_working_links(tmp_path):
+    """The budget column is read from the runs' results; publish copies summaries, PNGs and
+    claims.md into a docs folder of the same layout (so claims.md's links resolve there)."""
+    import json
+
+    from simplified_tf.repro import index
+    from simplified_tf.repro.runs import RESULT_FILE
+
+    out, docs = tmp_path / "out", tmp_path / "docs"
+    run_ids = ["r-s0", "r-s1", "r-s2"]
+    for rid in run_ids:
+        (out / "runs" / rid).mkdir(parents=True)
+        (out / "runs" / rid / RESULT_FILE).write_text(
+            json.dumps(dict(steps=300, tokens_per_step=1024))
+        )
+    claims = [report.claim("sas claim", "p", "o", "level", "level")]
+    summary = dict(claims=claims, provenance={}, outcomes={"sas": dict(run_ids=run_ids)})
+    report.write(str(out / "parity"), "body", summary)
+    (out / "parity" / "curves.png").write_bytes(b"png")
+    copied = index.publish(str(out), ["parity", "depth"], str(docs))
+    assert sorted(os.path.relpath(p, docs) for p in copied) == [
+        "claims.md", "parity/curves.png", "parity/summary.json", "parity/summary.md"
+    ]  # fmt: skip
+    text = (docs / "claims.md").read_text()
+    assert "3 seeds x 300 steps x 1,024 tokens" in text
+    link = text.split("](", 1)[1].split(")", 1)[0]
+    assert (docs / link).exists()
