@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +31,7 @@ from simplified_tf.downstream import finetune, report
 from simplified_tf.downstream.recipes import finetune_config
 from simplified_tf.params import count_params
 from simplified_tf.recipes import bert_config
+from simplified_tf.repro import provenance
 from simplified_tf.tasks import make_mlm_task
 from trainloop.config_util import ConfigError, check_choice
 from trainloop.train import NonFiniteError, train_and_evaluate
@@ -107,7 +107,7 @@ def run(
         raise ConfigError(f"seeds={seeds} must be >= 1.")
     size = size or ("quick" if quick else "small")
     os.makedirs(out_dir, exist_ok=True)
-    start = time.perf_counter()
+    start, load_before = time.perf_counter(), os.getloadavg()[0]
     pretrained = {b: pretrain(b, size, out_dir, pretrain_overrides, log) for b in blocks}
     rows, all_runs, columns = {}, {}, []
     for block in blocks:
@@ -144,8 +144,10 @@ def run(
         pretrain=pretrained,
         rows=rows,
         runs=all_runs,
-        python=platform.python_version(),
         seconds=round(time.perf_counter() - start, 1),
+        commit=provenance.git_commit(os.path.dirname(os.path.dirname(os.path.dirname(__file__)))),
+        machine=provenance.machine(),
+        load=[round(load_before, 2), round(os.getloadavg()[0], 2)],
     )
     write_summary(out_dir, summary)
     return summary
@@ -180,7 +182,13 @@ def summary_markdown(summary: dict) -> str:
     for block, p in summary["pretrain"].items():
         loss = "NaN (diverged)" if p["status"] != "ok" else f"{p.get('eval_loss') or 0:.3f}"
         lines.append(f"| {block} | {p['lr']:g} | {loss} | {p['params']:,} |")
-    lines += ["", f"Python {summary['python']}; {summary['seconds']:.0f} s in this invocation."]
+    m, load = summary["machine"], summary["load"]
+    lines += [
+        "",
+        f"Computed at commit `{summary['commit']}` on {m['cpu']} ({m['cores']} cores), Python "
+        f"{m['python']}; {summary['seconds'] / 60:.1f} min in this invocation (finished runs are "
+        f"reused), load average {load[0]:.1f} before and {load[1]:.1f} after.",
+    ]
     return "\n".join(lines) + "\n"
 
 
