@@ -18,18 +18,9 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from simplified_tf.repro.provenance import cpu_model  # one reader of /proc/cpuinfo
+
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy", "torch", "transformers")
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def load_average() -> list[float]:
