@@ -18,7 +18,7 @@ Cramming's batch ramp: the batch grows linearly from one microbatch to 8192 sequ
 60% of the data (batch_ramp_microbatches), which makes 17,203 optimizer steps; the LR schedule
 follows the data consumed (trainloop/ramp.py). ramp=0 gives a fixed batch (4700 steps).
 
-Args: block, size (tiny|quick|quick_deep|small|medium|paper), steps, lr, batch, accum, dtype,
+Args: block, size (tiny|quick|small|medium|paper), layers (0: the size's), steps, lr, batch, accum, dtype,
 scan, remat, seed, beta_ff, ramp. 0 / "" keeps the preset (ramp: -1). Model switches:
 --config.model.<key>=...
 """

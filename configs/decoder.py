@@ -8,8 +8,9 @@ Paper recipe (CodeParrot, accelerator; data must be supplied via --config.data.*
 Expected (paper Figs. 5, 26 and the authors' README): at size=paper sas / sas_p match pre_ln per
 step (eval loss about 1.18 vs 1.15 after ~43K steps on CodeParrot); v_skipinit is clearly slower.
 
-Sizes: tiny (tests), quick / quick_deep (4 / 16 layers, d=128, vocab 2048, batch 8 x 128, 300 steps:
-the reproduction's quick protocol, about 40 s per run on 2 CPU cores), small (6 x 256, vocab 8192),
+Sizes: tiny (tests), quick (4 layers, d=128, vocab 2048, batch 8 x 128, 300 steps: the
+reproduction's quick protocol, about 40 s per run on 2 CPU cores; `layers=` changes the depth alone,
+as the depth figure does), small (6 x 256, vocab 8192),
 medium (12 x 512), paper (18 x 768, vocab 50k), deep18 / deep (18 / 72 layers, d_ff = 2d).
 
 Expected at size=quick with each block's tuned peak LR (final eval loss, mean ± std over seeds 0-2;
