@@ -517,44 +517,46 @@ def _run(config, task, mesh, state, start, num_steps, train_step, eval_step, ckp
         return mesh_lib.global_batch(local, mesh, config.batch_size)
 
     depth = int(config.get("prefetch_batches", 2)) if task.host_batch is not None else 0
-    with _StopFlag() as stop, Prefetcher(make_batch, num_steps, depth) as prefetcher:
-        step = start
-        while step < num_steps:
-            batch = prefetcher.get(step) if task.host_batch is not None else None
-            state, metrics = train_step(state, batch)
-            flush()  # the previous log step's metrics, now that this step is queued behind it
-            inflight.append(metrics["train/loss"])
-            if len(inflight) > _MAX_INFLIGHT:
-                inflight.popleft().block_until_ready()
-            step += 1
-            progress.update(step)
-            is_last = step == num_steps
-            log_step = bool(is_log_step(step, config.log_every, num_steps))
-            if log_step:
-                pending.append((step, metrics))
-            evaluate = (config.eval_every and step % config.eval_every == 0) or is_last
-            periodic = config.checkpoint_every and step % config.checkpoint_every == 0
-            if evaluate or periodic or is_last:
-                flush()
-            if evaluate:
-                eval_metrics = _evaluate(
-                    task, eval_step, state["params"], mesh, eval_cache, eval_accum
-                )
-                if eval_metrics:
-                    writer.write(step, eval_metrics)
-                    progress.show(eval_metrics)
-                    result.last_eval_metrics = eval_metrics
-            interrupted = stop.should_stop(sync=log_step or bool(periodic) or is_last)
-            if periodic or is_last or interrupted:
-                flush()
-                _check_finite(state, ckpts)
-                ckpts.save(step, state, meta, force=True)
-            if interrupted:
-                result.interrupted, result.signal = True, stop.signum
-                announce(f"Stopped by signal {stop.signum} at step {step}; checkpoint saved.")
-                break
-        flush()
-    progress.close()
+    try:
+        with _StopFlag() as stop, Prefetcher(make_batch, num_steps, depth) as prefetcher:
+            step = start
+            while step < num_steps:
+                batch = prefetcher.get(step) if task.host_batch is not None else None
+                state, metrics = train_step(state, batch)
+                flush()  # the previous log step's metrics, now that this step is queued behind it
+                inflight.append(metrics["train/loss"])
+                if len(inflight) > _MAX_INFLIGHT:
+                    inflight.popleft().block_until_ready()
+                step += 1
+                progress.update(step)
+                is_last = step == num_steps
+                log_step = bool(is_log_step(step, config.log_every, num_steps))
+                if log_step:
+                    pending.append((step, metrics))
+                evaluate = (config.eval_every and step % config.eval_every == 0) or is_last
+                periodic = config.checkpoint_every and step % config.checkpoint_every == 0
+                if evaluate or periodic or is_last:
+                    flush()
+                if evaluate:
+                    eval_metrics = _evaluate(
+                        task, eval_step, state["params"], mesh, eval_cache, eval_accum
+                    )
+                    if eval_metrics:
+                        writer.write(step, eval_metrics)
+                        progress.show(eval_metrics)
+                        result.last_eval_metrics = eval_metrics
+                interrupted = stop.should_stop(sync=log_step or bool(periodic) or is_last)
+                if periodic or is_last or interrupted:
+                    flush()
+                    _check_finite(state, ckpts)
+                    ckpts.save(step, state, meta, force=True)
+                if interrupted:
+                    result.interrupted, result.signal = True, stop.signum
+                    announce(f"Stopped by signal {stop.signum} at step {step}; checkpoint saved.")
+                    break
+            flush()
+    finally:  # an error (e.g. NonFiniteError) ends the bar before its message
+        progress.close()
     ckpts.wait()
     result.step, result.state = step, state
     return result
