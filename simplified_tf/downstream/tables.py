@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from simplified_tf.compare import apply_overrides, eval_curve, is_finished
-from simplified_tf.downstream import finetune, report
+from simplified_tf.downstream import claims, finetune, report
 from simplified_tf.downstream.recipes import finetune_config
 from simplified_tf.params import count_params
 from simplified_tf.recipes import bert_config
@@ -143,6 +143,7 @@ def run(
         columns=columns,
         pretrain=pretrained,
         rows=rows,
+        claims=claims.claims(rows),
         runs=all_runs,
         seconds=round(time.perf_counter() - start, 1),
         commit=provenance.git_commit(os.path.dirname(os.path.dirname(os.path.dirname(__file__)))),
@@ -182,6 +183,14 @@ def summary_markdown(summary: dict) -> str:
     for block, p in summary["pretrain"].items():
         loss = "NaN (diverged)" if p["status"] != "ok" else f"{p.get('eval_loss') or 0:.3f}"
         lines.append(f"| {block} | {p['lr']:g} | {loss} | {p['params']:,} |")
+    if summary.get("claims"):
+        lines += [
+            "",
+            "Verdicts (computed; `simplified_tf/downstream/claims.py`): each block's suite average "
+            "against pre_ln's, paired by fine-tuning seed.",
+            "",
+            claims.markdown(summary["claims"]),
+        ]
     m, load = summary["machine"], summary["load"]
     lines += [
         "",
