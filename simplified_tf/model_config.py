@@ -169,6 +169,40 @@ _PRESETS["sas_p_nonorm"] = dict(
 )
 
 
+# Attention defaults (paper Sec. 4.1, Eq. 5); the same for every kind and size.
+_ATTENTION_DEFAULTS = dict(
+    attention="softmax",  # softmax | shaped
+    # vskipinit = He et al. (2023) Eq. 4: alpha*I + beta*A; overrides attn_centre (off) and
+    # attn_beta_init (0).
+    attn_matrix="shaped",  # shaped | vskipinit
+    attn_identity=True,  # shaped: alpha_h * I term
+    attn_centre=True,  # shaped: -gamma_h * C term
+    attn_gains="per_head",  # per_head (H,) | scalar ()
+    attn_alpha_init=1.0,
+    attn_beta_init=1.0,
+    attn_gamma_init=1.0,
+    train_attn_gains=True,
+    attn_impl="efficient",  # efficient | reference (materialised T x T, for tests)
+    zero_init_query=False,
+    qk_bias=True,
+)
+
+# Value / projection defaults (paper Sec. 4.2, Eq. 6, Figs. 3-4); the same for every kind and size.
+_VALUE_PROJ_DEFAULTS = dict(
+    value="dense",  # dense | identity | reparam
+    proj="dense",
+    value_layer0="",  # "" = same as `value`
+    vp_init="normal",  # dense W_V/W_P init: normal (std init_std) | orth
+    reparam_init="identity",  # W_init of W = alpha*W_init + beta*dW: identity | orth | normal
+    reparam_alpha=1.0,
+    reparam_beta=0.2,
+    reparam_train=True,  # alpha, beta trainable (no decay) or fixed
+    reparam_beta_v0=-1.0,  # layer-0 beta_V override; < 0 = use reparam_beta
+    reparam_beta_p_last=-1.0,  # last-layer beta_P override; < 0 = use reparam_beta
+    reparam_seed=0,  # W_init is regenerated from this seed (never trained or checkpointed)
+)
+
+
 def _defaults(kind: str, size: str) -> dict:
     shapes = dict(_BERT_PAPER if (kind == "bert" and size == "paper") else _SIZES[size])
     bert = kind == "bert"
@@ -185,32 +219,9 @@ def _defaults(kind: str, size: str) -> dict:
         train_beta_sa=False,  # trainable beta_SA (init 1) instead of fixed 1
         train_beta_ff=False,  # trainable beta_FF (init `beta_ff`) instead of fixed 1
         # --- attention (paper Sec. 4.1, Eq. 5) ---
-        attention="softmax",  # softmax | shaped
-        # vskipinit = He et al. (2023) Eq. 4: alpha*I + beta*A; overrides attn_centre (off) and
-        # attn_beta_init (0).
-        attn_matrix="shaped",  # shaped | vskipinit
-        attn_identity=True,  # shaped: alpha_h * I term
-        attn_centre=True,  # shaped: -gamma_h * C term
-        attn_gains="per_head",  # per_head (H,) | scalar ()
-        attn_alpha_init=1.0,
-        attn_beta_init=1.0,
-        attn_gamma_init=1.0,
-        train_attn_gains=True,
-        attn_impl="efficient",  # efficient | reference (materialised T x T, for tests)
-        zero_init_query=False,
-        qk_bias=True,
+        **_ATTENTION_DEFAULTS,
         # --- value / projection (paper Sec. 4.2, Eq. 6, Figs. 3-4) ---
-        value="dense",  # dense | identity | reparam
-        proj="dense",
-        value_layer0="",  # "" = same as `value`
-        vp_init="normal",  # dense W_V/W_P init: normal (std init_std) | orth
-        reparam_init="identity",  # W_init of W = alpha*W_init + beta*dW: identity | orth | normal
-        reparam_alpha=1.0,
-        reparam_beta=0.2,
-        reparam_train=True,  # alpha, beta trainable (no decay) or fixed
-        reparam_beta_v0=-1.0,  # layer-0 beta_V override; < 0 = use reparam_beta
-        reparam_beta_p_last=-1.0,  # last-layer beta_P override; < 0 = use reparam_beta
-        reparam_seed=0,  # W_init is regenerated from this seed (never trained or checkpointed)
+        **_VALUE_PROJ_DEFAULTS,
         # --- norms (docs/simplified_tf.md section 5) ---
         norm="layernorm" if bert else "rmsnorm",
         norm_eps=1e-12 if bert else 1e-5,
