@@ -102,9 +102,10 @@ def analytic_flops(model_cfg, batch_size: int) -> dict:
 
 
 def spec_formula_params(model_cfg) -> int:
-    """Parameter count (gains excluded) from the spec §5 per-block table, computed independently of
-    the model code: per block, matrices + vectors; plus W_V0's ΔW (d²) in the SAS blocks, the
-    layer-0 LayerNorm of sas_p_nonorm, the token and position tables and the final LayerNorm."""
+    """Parameter count (gains excluded) from the per-block formula of docs/simplified_tf.md
+    section 6, computed independently of the model code: per block, matrices + vectors; plus W_V0's
+    ΔW (d²) in the SAS blocks, the layer-0 LayerNorm of sas_p_nonorm, the token and position tables
+    and the final LayerNorm."""
     d, f, L = int(model_cfg.width), int(model_cfg.d_ff), int(model_cfg.num_layers)
     full, reduced = 4 * d * d + 2 * d * f, 2 * d * d + 2 * d * f
     per_block = {

@@ -4,7 +4,8 @@ authors' notebooks (non-isotropic, nonlinear), on device and jittable.
 `sample(spec, rng, batch)` returns {"z": (B, n+1, d+1) prompts in row form, "y": (B,) query targets}.
 Every prompt draws its own w; the query covariate has the context distribution; the query's label
 slot is zero. Anything the settings fix once (the non-isotropic rotation U, the nonlinear target
-network φ) is built by `make_data_spec` and carried in the spec, never rebuilt from a run's seed.
+network φ) is built by `make_data_spec` and carried in the DataSpec, never rebuilt from a run's
+seed.
 
 Speed (prompt sampling is about half of a sweep step): every draw here uses JAX's original,
 non-"partitionable" threefry bit generation (`jax.threefry_partitionable(False)`, scoped to this module's

@@ -45,8 +45,8 @@ class ModelSpec:
     stats_form: how the sparse linear model computes its prediction from the prompt statistics
     (same values, different compiled graphs): "lists" = per-entry arithmetic on (B,) arrays (fastest
     to run at d = 5, compile time grows as d³), "arrays" = batched (B, d, d) matmuls (compiles in
-    seconds for any d), "auto" = lists for d <= LIST_MAX_D. A field of the spec, so every
-    compiled program keyed on the spec is keyed on this choice too.
+    seconds for any d), "auto" = lists for d <= LIST_MAX_D. A field of the ModelSpec, so every
+    compiled program keyed on the ModelSpec is keyed on this choice too.
     """
 
     d: int = 5

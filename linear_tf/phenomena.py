@@ -47,7 +47,7 @@ def _in_blocks(program, arrays, block: int, *static):
 
 
 def _template(mspec):
-    """Zero parameters of the spec's structure (for ravel/unravel inside cached programs)."""
+    """Zero parameters of the ModelSpec's structure (for ravel/unravel inside cached programs)."""
     shapes = jax.eval_shape(lambda: model.init_params(mspec, jax.random.key(0)))
     return jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
 

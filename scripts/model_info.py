@@ -13,9 +13,9 @@ and the TPU slices of that many chips whose HBM holds them (`trainloop.memory`):
       --config.mesh.fsdp=4 --all_blocks
 
 `--all_blocks` prints every block preset side by side (same size, kind and `--config.model.*`
-overrides) with the fraction of block matrices removed relative to pre_ln, per layer >= 1 (spec §5:
-1/(2 + d_ff/d), i.e. 1/6 at d_ff = 4d) and for the whole model. Spec §5 totals exclude the scalar
-gains, which are listed separately.
+overrides) with the fraction of block matrices removed relative to pre_ln, per layer >= 1 (paper
+Sec. 4 footnote 7: 1/(2 + d_ff/d), i.e. 1/6 at d_ff = 4d) and for the whole model. Totals exclude
+the scalar gains (the convention of the paper's "167M" and "146M"), which are listed separately.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Signal-propagation profile of one or more blocks (spec §8), at init or from a training checkpoint.
+"""Signal-propagation profile of one or more blocks (rank collapse, paper Sec. 4.1), at init or
+from a training checkpoint.
 
 At init, comparing the shaped-attention blocks with a plain-softmax skipless block (rank collapse):
   python scripts/signal_prop.py --config=configs/decoder.py:size=paper \

@@ -1,4 +1,5 @@
-"""Multi-head attention: standard softmax and shaped attention (spec §3).
+"""Multi-head attention: standard softmax and shaped attention (paper Sec. 4.1, Eq. 5;
+docs/simplified_tf.md section 3).
 
 Shaped attention, per head h:   out_h = Ã_h V_h,   Ã_h = α_h I + β_h A_h − γ_h C,
 where A_h = softmax(Q_h K_hᵀ/sqrt(d_h) + M) and C = softmax(M) (the attention matrix with all logits

@@ -1,4 +1,5 @@
-"""Transformer blocks (spec §1-§2). One `Block` class covers every preset through the config.
+"""Transformer blocks (paper Eqs. 1 and 7; docs/simplified_tf.md section 2). One `Block` class
+covers every preset through the config.
 
 Forward formulas (N1/N2 = norm1/norm2, absent norms are the identity, absent gains drop the term):
   sequential:  X̂ = α_SA·X + β_SA·MHA(N1(X));        X_out = α_FF·X̂ + β_FF·MLP(N2(X̂))
@@ -7,7 +8,7 @@ Forward formulas (N1/N2 = norm1/norm2, absent norms are the identity, absent gai
 α_SA / α_comb is 1 when `attn_skip` is on, absent otherwise; α_FF exists only with `mlp_skip`
 (trainable with `train_alpha_ff`); β_SA and β_FF are trainable scalars (`train_beta_sa`,
 `train_beta_ff`, init 1 and `beta_ff`) or fixed constants. Fixed gains are Python floats, so they
-create no parameter (spec §9.6).
+create no parameter (docs/simplified_tf.md section 5, "Dead parameters").
 
 Layer 0 (`is_first`) may differ: its value map is `value_layer0` (sas: W_V_0 = α_V·I + β_V·ΔW) and,
 with `norm='none'`, its N1 is `first_norm` (sas_p_nonorm: a LayerNorm on the embeddings).

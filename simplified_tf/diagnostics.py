@@ -1,5 +1,6 @@
-"""Signal-propagation diagnostics (spec §8): per-layer statistics of the hidden states, attention
-entropy, and traces of the trainable scalar gains.
+"""Signal-propagation diagnostics (motivated by paper Sec. 4.1, which plots none of them):
+per-layer statistics of the hidden states, attention entropy, and traces of the trainable scalar
+gains.
 
 Layers: "emb" (index -1) is the embedding output, i.e. layer 0's input; layer l (0-indexed) is the
 output of block l *before* the final norm. Statistics, for one hidden state x_BTD:

@@ -1,6 +1,7 @@
 """Small building blocks: fixed variables, gains, norms, dense/identity/reparameterised maps, MLP.
 
-Conventions (spec §4): linear maps act on the right (x @ W, W in R^{in x out}); params are float32
+Conventions (docs/simplified_tf.md section 1): linear maps act on the right (x @ W,
+W in R^{in x out}); params are float32
 and are cast to the activation dtype at use; norms compute in float32. Nothing here has a bias except
 LayerNorm (the MLP and W_V/W_P are bias-free).
 """
@@ -22,7 +23,7 @@ class Fixed(nnx.Variable):
 
     Used for the fixed W_init of reparameterised W_V/W_P and for fixed per-layer reparam gains. Its
     value is a deterministic function of the model config (`reparam_seed`), so it is regenerated
-    when the model is rebuilt and never needs checkpointing (spec §9.2).
+    when the model is rebuilt and never needs checkpointing (docs/simplified_tf.md section 4).
     """
 
 
@@ -156,7 +157,7 @@ class Dense(nnx.Module):
 
 
 class Reparam(nnx.Module):
-    """W = alpha * W_init + beta * dW (spec Eq. 6): dW trainable (init 0, decayed), W_init fixed.
+    """W = alpha * W_init + beta * dW (paper Eq. 6): dW trainable (init 0, decayed), W_init fixed.
 
     alpha and beta are per-layer scalars, trainable Params `alpha`/`beta` (no decay) or `Fixed`
     variables `alpha_fixed`/`beta_fixed`. An

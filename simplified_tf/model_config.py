@@ -1,9 +1,10 @@
-"""Model configuration: block presets, size presets and every ablation switch of the spec.
+"""Model configuration: block presets, size presets and every ablation switch of the paper.
 
 `model_config(block, size, kind, **overrides)` returns a validated `ml_collections.ConfigDict`. The
-block preset fills the structural switches (spec §2 table); the size preset fills the shapes and the
-β_FF init (spec §4 table); `overrides` may change any key afterwards. `validate(cfg)` checks a config
-that was edited by hand (e.g. through `--config.model.x=...`).
+block preset fills the structural switches (docs/simplified_tf.md section 2); the size preset fills
+the shapes and the β_FF init (docs/simplified_tf.md section 5); `overrides` may change any key
+afterwards. `validate(cfg)` checks a config that was edited by hand (e.g. through
+`--config.model.x=...`).
 
 Gain convention: a skip that is switched off (`attn_skip`/`mlp_skip` False) has gain 0 and creates
 nothing. A present gain is either a trainable scalar (init given) or the fixed constant 1 (no
@@ -113,7 +114,7 @@ _SIZES = {
         beta_ff=0.1,
     ),
 }
-# Crammed-BERT shapes (spec §6.3) replace the decoder ones at size=paper.
+# Crammed-BERT shapes (paper App. D.2) replace the decoder ones at size=paper.
 _BERT_PAPER = dict(
     num_layers=16,
     width=768,
@@ -125,7 +126,8 @@ _BERT_PAPER = dict(
     beta_ff=0.05,
 )
 
-# Block presets (spec §2). Keys not listed keep the standard-block defaults of `_defaults`.
+# Block presets (paper Sec. 4; docs/simplified_tf.md section 2). Keys not listed keep the
+# standard-block defaults of `_defaults`.
 _SHAPED = dict(
     attention="shaped",
     zero_init_query=True,
@@ -167,6 +169,40 @@ _PRESETS["sas_p_nonorm"] = dict(
 )
 
 
+# Attention defaults (paper Sec. 4.1, Eq. 5); the same for every kind and size.
+_ATTENTION_DEFAULTS = dict(
+    attention="softmax",  # softmax | shaped
+    # vskipinit = He et al. (2023) Eq. 4: alpha*I + beta*A; overrides attn_centre (off) and
+    # attn_beta_init (0).
+    attn_matrix="shaped",  # shaped | vskipinit
+    attn_identity=True,  # shaped: alpha_h * I term
+    attn_centre=True,  # shaped: -gamma_h * C term
+    attn_gains="per_head",  # per_head (H,) | scalar ()
+    attn_alpha_init=1.0,
+    attn_beta_init=1.0,
+    attn_gamma_init=1.0,
+    train_attn_gains=True,
+    attn_impl="efficient",  # efficient | reference (materialised T x T, for tests)
+    zero_init_query=False,
+    qk_bias=True,
+)
+
+# Value / projection defaults (paper Sec. 4.2, Eq. 6, Figs. 3-4); the same for every kind and size.
+_VALUE_PROJ_DEFAULTS = dict(
+    value="dense",  # dense | identity | reparam
+    proj="dense",
+    value_layer0="",  # "" = same as `value`
+    vp_init="normal",  # dense W_V/W_P init: normal (std init_std) | orth
+    reparam_init="identity",  # W_init of W = alpha*W_init + beta*dW: identity | orth | normal
+    reparam_alpha=1.0,
+    reparam_beta=0.2,
+    reparam_train=True,  # alpha, beta trainable (no decay) or fixed
+    reparam_beta_v0=-1.0,  # layer-0 beta_V override; < 0 = use reparam_beta
+    reparam_beta_p_last=-1.0,  # last-layer beta_P override; < 0 = use reparam_beta
+    reparam_seed=0,  # W_init is regenerated from this seed (never trained or checkpointed)
+)
+
+
 def _defaults(kind: str, size: str) -> dict:
     shapes = dict(_BERT_PAPER if (kind == "bert" and size == "paper") else _SIZES[size])
     bert = kind == "bert"
@@ -175,41 +211,18 @@ def _defaults(kind: str, size: str) -> dict:
         block="pre_ln",
         size=size,
         **shapes,
-        # --- block structure and gains (spec §1) ---
+        # --- block structure and gains (paper Eqs. 1, 7) ---
         structure="sequential",  # sequential | parallel | post_ln
         attn_skip=True,  # alpha_SA (sequential/post_ln) or alpha_comb (parallel): fixed 1 or absent
         mlp_skip=True,  # alpha_FF (sequential/post_ln only): present or absent
         train_alpha_ff=False,  # trainable alpha_FF (init 1) instead of fixed 1
         train_beta_sa=False,  # trainable beta_SA (init 1) instead of fixed 1
         train_beta_ff=False,  # trainable beta_FF (init `beta_ff`) instead of fixed 1
-        # --- attention (spec §3) ---
-        attention="softmax",  # softmax | shaped
-        # vskipinit = He et al. (2023) Eq. 4: alpha*I + beta*A; overrides attn_centre (off) and
-        # attn_beta_init (0).
-        attn_matrix="shaped",  # shaped | vskipinit
-        attn_identity=True,  # shaped: alpha_h * I term
-        attn_centre=True,  # shaped: -gamma_h * C term
-        attn_gains="per_head",  # per_head (H,) | scalar ()
-        attn_alpha_init=1.0,
-        attn_beta_init=1.0,
-        attn_gamma_init=1.0,
-        train_attn_gains=True,
-        attn_impl="efficient",  # efficient | reference (materialised T x T, for tests)
-        zero_init_query=False,
-        qk_bias=True,
-        # --- value / projection (spec §2 ablations) ---
-        value="dense",  # dense | identity | reparam
-        proj="dense",
-        value_layer0="",  # "" = same as `value`
-        vp_init="normal",  # dense W_V/W_P init: normal (std init_std) | orth
-        reparam_init="identity",  # W_init of W = alpha*W_init + beta*dW: identity | orth | normal
-        reparam_alpha=1.0,
-        reparam_beta=0.2,
-        reparam_train=True,  # alpha, beta trainable (no decay) or fixed
-        reparam_beta_v0=-1.0,  # layer-0 beta_V override; < 0 = use reparam_beta
-        reparam_beta_p_last=-1.0,  # last-layer beta_P override; < 0 = use reparam_beta
-        reparam_seed=0,  # W_init is regenerated from this seed (never trained or checkpointed)
-        # --- norms (spec §4) ---
+        # --- attention (paper Sec. 4.1, Eq. 5) ---
+        **_ATTENTION_DEFAULTS,
+        # --- value / projection (paper Sec. 4.2, Eq. 6, Figs. 3-4) ---
+        **_VALUE_PROJ_DEFAULTS,
+        # --- norms (docs/simplified_tf.md section 5) ---
         norm="layernorm" if bert else "rmsnorm",
         norm_eps=1e-12 if bert else 1e-5,
         rms_eps_placement="outside",  # outside: x/(rms+eps) (reference) | inside: x/sqrt(ms+eps)

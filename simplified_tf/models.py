@@ -1,4 +1,5 @@
-"""Decoder LM and BERT encoder built from `Block`s (spec §4), plus `build_model`.
+"""Decoder LM and BERT encoder built from `Block`s (docs/simplified_tf.md section 5), plus
+`build_model`.
 
 Layers: layer 0 is its own `Block` (`blocks/first`; in SAS variants it owns W_V_0 and, in
 sas_p_nonorm, the LayerNorm on the embeddings); layers 1..L-1 are one stacked `Block` created with

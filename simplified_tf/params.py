@@ -1,4 +1,5 @@
-"""Parameter accounting and the weight-decay rules (spec §5, §6.1).
+"""Parameter accounting and the weight-decay rules (docs/simplified_tf.md sections 6-7;
+paper Sec. 4 footnote 7, App. D.1).
 
 Everything here works on the abstract model (`nnx.eval_shape`), so paper-sized models are counted
 without allocating. Only `nnx.Param`s count: fixed W_init and fixed gains (`layers.Fixed`) are not
@@ -121,8 +122,8 @@ def group_of(path: str) -> str:
 
 
 def count_params(model_config: ml_collections.ConfigDict) -> dict[str, int]:
-    """Parameter counts per group, plus `total`, `total_excl_gains` (the spec §5 convention), and
-    `block_matrices_per_layer` (matrix entries of one stacked block, layers >= 1)."""
+    """Parameter counts per group, plus `total`, `total_excl_gains` (the convention of the paper's
+    "167M"), and `block_matrices_per_layer` (matrix entries of one stacked block, layers >= 1)."""
     counts = dict.fromkeys(GROUPS, 0)
     per_layer = 0
     for path, shape in param_shapes(model_config).items():

@@ -12,10 +12,10 @@ batches by predicted tokens and eval/loss is the exact token mean), `num_tokens`
 processed: B*T for the decoder, valid tokens for BERT) and, in evaluation, `perplexity` =
 exp(eval/loss) over the whole validation set (computed once from the token-weighted mean loss).
 
-Scalar traces (spec §8.5): with `config.log_scalar_traces` (read with `config.get`, default True),
-evaluation also reports every stored gain, `eval/scalars/layer03/beta_ff`,
-`eval/scalars/layer00/alpha_h_mean` / `_std`, ... (see `diagnostics.scalar_traces_arrays`). They are
-a few slices inside the jitted eval step, and blocks without gain arrays (pre_ln, parallel,
+Scalar traces (the gains of paper Figs. 4 and 16-22): with `config.log_scalar_traces` (read with
+`config.get`, default True), evaluation also reports every stored gain,
+`eval/scalars/layer03/beta_ff`, `eval/scalars/layer00/alpha_h_mean` / `_std`, ... (see
+`diagnostics.scalar_traces_arrays`). They are a few slices inside the jitted eval step, and blocks without gain arrays (pre_ln, parallel,
 post_ln) report none, so the default costs nothing measurable; set it False to keep metrics.jsonl
 small for deep skipless runs (about 10 traces per layer).
 """
@@ -150,10 +150,10 @@ def make_task_and_data(config: ml_collections.ConfigDict, kind: str) -> tuple[Ta
 
 
 def make_lm_task(config: ml_collections.ConfigDict) -> Task:
-    """Causal language modelling with the decoder (CodeParrot-style recipe, spec §6.1)."""
+    """Causal language modelling with the decoder (CodeParrot recipe, paper App. D.1)."""
     return make_task_and_data(config, "decoder")[0]
 
 
 def make_mlm_task(config: ml_collections.ConfigDict) -> Task:
-    """Masked language modelling with the BERT encoder (Crammed-BERT-style recipe, spec §6.3)."""
+    """Masked language modelling with the BERT encoder (Crammed-BERT recipe, paper App. D.2)."""
     return make_task_and_data(config, "bert")[0]

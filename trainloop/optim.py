@@ -150,20 +150,11 @@ def fused_adamw(
     """
     b1, b2, eps = float(opt.b1), float(opt.b2), float(opt.eps)
     wd, clip = float(opt.weight_decay), float(opt.clip_norm)
-    is_node = lambda x: isinstance(x, (optax.ScaleByAdamState, optax.ScaleByScheduleState))
 
     def update(grads, state, params=None):
         if params is None:
             raise ValueError("fused_adamw needs the params (weight decay).")
-        nodes = [n for n in jax.tree_util.tree_leaves(state, is_leaf=is_node) if is_node(n)]
-        adams = [n for n in nodes if isinstance(n, optax.ScaleByAdamState)]
-        if (
-            len(adams) != 1
-            or len(nodes) > 2
-            or len(jax.tree_util.tree_leaves(state)) != len(jax.tree_util.tree_leaves(nodes))
-        ):
-            raise ValueError("fused_adamw: unexpected optimizer state layout; use the optax chain.")
-        adam = adams[0]
+        adam, scheds = _adam_state_nodes(state)
         g_leaves, treedef = jax.tree_util.tree_flatten(grads)
         p_leaves = treedef.flatten_up_to(params)
         mu_leaves, nu_leaves = _leaves(adam.mu), _leaves(adam.nu)
@@ -172,7 +163,6 @@ def fused_adamw(
         decay = treedef.flatten_up_to(decay_mask) if decay_mask is not None else [bool(wd)] * n
         trained = [g for g, f in zip(g_leaves, frozen, strict=True) if not f]
 
-        scheds = [n for n in nodes if isinstance(n, optax.ScaleByScheduleState)]
         count = optax.safe_increment(adam.count)
         lr = schedule(scheds[0].count) if scheds else schedule(0)
         corr1, corr2 = 1 - b1**count, 1 - b2**count  # optax's bias correction
@@ -201,26 +191,52 @@ def fused_adamw(
             new_mu.append(m)
             new_nu.append(v)
 
-        mu_def = jax.tree_util.tree_structure(
-            adam.mu, is_leaf=lambda x: isinstance(x, optax.MaskedNode)
-        )
-        new_adam = optax.ScaleByAdamState(
-            count=count,
-            mu=jax.tree_util.tree_unflatten(mu_def, new_mu),
-            nu=jax.tree_util.tree_unflatten(mu_def, new_nu),
-        )
-
-        def replace(node):
-            if isinstance(node, optax.ScaleByAdamState):
-                return new_adam
-            if isinstance(node, optax.ScaleByScheduleState):
-                return optax.ScaleByScheduleState(count=optax.safe_increment(node.count))
-            return node
-
-        new_state = jax.tree_util.tree_map(replace, state, is_leaf=is_node)
+        new_state = _with_new_moments(state, adam, count, new_mu, new_nu)
         return jax.tree_util.tree_unflatten(treedef, updates), new_state
 
     return optax.GradientTransformation(chain.init, update)
+
+
+def _is_state_node(x) -> bool:
+    return isinstance(x, (optax.ScaleByAdamState, optax.ScaleByScheduleState))
+
+
+def _adam_state_nodes(state):
+    """(the one ScaleByAdamState, the ScaleByScheduleStates) of a clip -> adamw chain's state;
+    ValueError for any other layout (the fused update would not match the chain)."""
+    nodes = [
+        n for n in jax.tree_util.tree_leaves(state, is_leaf=_is_state_node) if _is_state_node(n)
+    ]
+    adams = [n for n in nodes if isinstance(n, optax.ScaleByAdamState)]
+    if (
+        len(adams) != 1
+        or len(nodes) > 2
+        or len(jax.tree_util.tree_leaves(state)) != len(jax.tree_util.tree_leaves(nodes))
+    ):
+        raise ValueError("fused_adamw: unexpected optimizer state layout; use the optax chain.")
+    return adams[0], [n for n in nodes if isinstance(n, optax.ScaleByScheduleState)]
+
+
+def _with_new_moments(state, adam, count, new_mu: list, new_nu: list):
+    """`state` with its Adam node replaced by (count, new moments) and every schedule count
+    incremented: the state the optax chain would return."""
+    mu_def = jax.tree_util.tree_structure(
+        adam.mu, is_leaf=lambda x: isinstance(x, optax.MaskedNode)
+    )
+    new_adam = optax.ScaleByAdamState(
+        count=count,
+        mu=jax.tree_util.tree_unflatten(mu_def, new_mu),
+        nu=jax.tree_util.tree_unflatten(mu_def, new_nu),
+    )
+
+    def replace(node):
+        if isinstance(node, optax.ScaleByAdamState):
+            return new_adam
+        if isinstance(node, optax.ScaleByScheduleState):
+            return optax.ScaleByScheduleState(count=optax.safe_increment(node.count))
+        return node
+
+    return jax.tree_util.tree_map(replace, state, is_leaf=_is_state_node)
 
 
 def global_norm(tree) -> jax.Array:

@@ -115,24 +115,7 @@ def run(
         config = apply_overrides(config, finetune_overrides)
         config.progress_bar = False
         ok = pretrained[block]["status"] == "ok"
-        encoder = finetune.load_encoder(config) if ok else None
-        runs = []
-        for task in finetune.expand_tasks(config):
-            prepared = finetune.prepare(config, encoder, task) if ok else None
-            for seed in range(seeds):
-                workdir = os.path.join(out_dir, "finetune", block, task, f"seed{seed}")
-                if prepared is None:
-                    runs.append(_nan_results_for(config, task, seed))
-                    continue
-                t0 = time.perf_counter()
-                result = finetune.run(prepared, seed, workdir)
-                runs.append(result)
-                log(
-                    f"[{block}] {task} seed {seed}: {result['status']} "
-                    + ", ".join(f"{k}={v:.1f}" for k, v in result["scores"].items())
-                    + f" ({time.perf_counter() - t0:.0f} s; {time.perf_counter() - start:.0f} s "
-                    "in all)"
-                )
+        runs = _finetune_block(config, block, ok, seeds, out_dir, log, start)
         rows[block] = report.summarize_row(runs)
         all_runs[block] = runs
         columns += [c for c in report.columns_of(runs) if c not in columns]
@@ -152,6 +135,30 @@ def run(
     )
     write_summary(out_dir, summary)
     return summary
+
+
+def _finetune_block(config, block: str, ok: bool, seeds: int, out_dir: str, log, start) -> list:
+    """Every (task, seed) fine-tuning run of one block, resumed from `out_dir/finetune/...`; NaN
+    results for every run when the block's pretraining did not finish (`ok` False)."""
+    encoder = finetune.load_encoder(config) if ok else None
+    runs = []
+    for task in finetune.expand_tasks(config):
+        prepared = finetune.prepare(config, encoder, task) if ok else None
+        for seed in range(seeds):
+            workdir = os.path.join(out_dir, "finetune", block, task, f"seed{seed}")
+            if prepared is None:
+                runs.append(_nan_results_for(config, task, seed))
+                continue
+            t0 = time.perf_counter()
+            result = finetune.run(prepared, seed, workdir)
+            runs.append(result)
+            log(
+                f"[{block}] {task} seed {seed}: {result['status']} "
+                + ", ".join(f"{k}={v:.1f}" for k, v in result["scores"].items())
+                + f" ({time.perf_counter() - t0:.0f} s; {time.perf_counter() - start:.0f} s "
+                "in all)"
+            )
+    return runs
 
 
 def _nan_results_for(config, task: str, seed: int) -> dict:

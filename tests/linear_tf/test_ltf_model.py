@@ -36,7 +36,7 @@ def test_sparse_fast_path_equals_generic_forward(batch):
     generic = -model.forward(spec, p, batch["z"])[:, -1, -1]
     chex.assert_trees_all_close(fast, generic, rtol=2e-4, atol=1e-5)
     # The array formulation (default for d > LIST_MAX_D) computes the same prediction; the choice
-    # is a field of the spec, so programs cached per spec never mix the two graphs.
+    # is a field of the ModelSpec, so programs cached per ModelSpec never mix the two graphs.
     arrays_spec = model.ModelSpec(layers=3, heads=2, init_std=0.3, stats_form="arrays")
     assert arrays_spec != spec and hash(arrays_spec) != hash(spec)
     arrays = model.predict(arrays_spec, p, batch["z"])

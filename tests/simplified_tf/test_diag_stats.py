@@ -1,4 +1,4 @@
-"""Signal-propagation statistics on hand-made inputs (simplified_tf.diagnostics, spec §8)."""
+"""Signal-propagation statistics on hand-made inputs (simplified_tf.diagnostics)."""
 
 from __future__ import annotations
 

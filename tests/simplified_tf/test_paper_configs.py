@@ -1,5 +1,6 @@
-"""The size=paper configs (spec §5, §6.1, §6.3): exact / reported parameter counts, and a few real
-optimiser steps through `trainloop.train_and_evaluate` with the batch shrunk to 2 sequences.
+"""The size=paper configs (paper Sec. 4 footnote 7, App. D.1, D.2): exact / reported parameter
+counts, and a few real optimiser steps through `trainloop.train_and_evaluate` with the batch shrunk
+to 2 sequences.
 
 Slow: each case compiles a full-size (100-170M parameter) train step on CPU. The data is a small
 local corpus whose tokenizer (vocab 400) is smaller than the model's 50,000 / 32,768 logits, which
@@ -24,8 +25,9 @@ from trainloop.train import train_and_evaluate
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 STEPS = 3
 
-# (config file, block, check of count_params). Decoder: the exact totals of spec §5 (scalar gains
-# excluded, 704 of them in sas). Crammed BERT: the paper's rounded 120M / 101M (Table 1).
+# (config file, block, check of count_params). Decoder: the exact totals of docs/simplified_tf.md
+# section 6 (scalar gains excluded, 704 of them in sas). Crammed BERT: the paper's rounded
+# 120M / 101M (Table 1).
 CASES = [
     ("decoder", "pre_ln", dict(total_excl_gains=166_645_248, gains=0)),
     ("decoder", "sas", dict(total_excl_gains=146_001_408, gains=704)),

@@ -52,7 +52,9 @@ def test_overrides_and_bad_overrides():
         "configs/decoder.py:size=tiny,block=sas", "pre_ln", 7,
         ["data.source=/x", "model.vocab_size=300", "optimizer.lr=0.5", "progress_bar=false"],
     )  # fmt: skip
-    assert cfg.model.block == "pre_ln" and cfg.num_steps == 7  # block= in the spec is replaced
+    assert (
+        cfg.model.block == "pre_ln" and cfg.num_steps == 7
+    )  # block= in the config string is replaced
     assert cfg.data.source == "/x" and cfg.model.vocab_size == 300 and cfg.optimizer.lr == 0.5
     assert cfg.progress_bar is False
     with pytest.raises(ConfigError, match="nope"):

@@ -82,7 +82,7 @@ def test_identity_at_init(block, causal, padded):
 
 
 def test_sas_p_branch_is_normalised_input():
-    """The spec's test: the sas_p attention branch at init equals RMS1(X)."""
+    """Identity at init (paper Sec. 4.1): the sas_p attention branch at init equals RMS1(X)."""
     model = build_model(model_config("sas_p", "tiny"), rngs=nnx.Rngs(0))
     blk = model.blocks.first
     x = 3.0 * jax.random.normal(jax.random.key(2), (2, 10, D)) + 1.0

@@ -2,7 +2,7 @@
 
 Regression test: with jaxlib's LAPACK QR, two vmapped orthogonal inits in one jitted program
 (v_skipinit's W_V and W_P of the stacked layers) deadlocked on a 2-core CPU. It runs in a subprocess
-so a regression fails with a timeout instead of hanging the test session.
+so a regression fails with a timeout instead of hanging the test run.
 """
 
 import os

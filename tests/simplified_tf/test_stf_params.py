@@ -1,4 +1,5 @@
-"""Parameter structure and counts (spec §5), the no-decay rules, fixed W_init, config errors."""
+"""Parameter structure and counts (docs/simplified_tf.md section 6), the no-decay rules, fixed
+W_init, config errors."""
 
 import importlib.util
 import pathlib
@@ -16,7 +17,7 @@ from simplified_tf.models import build_classifier, build_model
 from trainloop.config_util import ConfigError
 from trainloop.optim import make_optimizer, path_mask, path_str
 
-PAPER_TOTALS = {  # spec §5: (total without gains, gains)
+PAPER_TOTALS = {  # docs/simplified_tf.md section 6: (total without gains, gains)
     "pre_ln": (166_645_248, 0),
     "parallel": (166_631_424, 0),
     "sas": (146_001_408, 704),
@@ -26,12 +27,12 @@ PAPER_TOTALS = {  # spec §5: (total without gains, gains)
 
 
 @pytest.mark.parametrize("block", sorted(PAPER_TOTALS))
-def test_paper_decoder_counts_match_spec(block):
+def test_paper_decoder_counts_match_paper(block):
     c = P.count_params(model_config(block, "paper"))
     assert (c["total_excl_gains"], c["gains"]) == PAPER_TOTALS[block]
 
 
-def test_depth_config_counts_match_spec():
+def test_depth_config_counts_are_exact():
     got = {
         (size, b): round(P.count_params(model_config(b, size))["total_excl_gains"] / 1e4) / 100
         for size in ("deep18", "deep")
