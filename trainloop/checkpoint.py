@@ -78,11 +78,20 @@ def _first_line(exc: BaseException) -> str:
 
 
 class _QuietDiskErrors(py_logging.Filter):
-    """Drops orbax's own tracebacks for disk errors that `Checkpoints` reports itself."""
+    """Drops orbax's own tracebacks for disk errors that `Checkpoints` reports itself, and its
+    warnings that a read-only manager is read-only."""
+
+    # orbax's warnings for every read-only manager (restores for sampling, fine-tuning): expected.
+    _READ_ONLY_NOTES = (
+        "read_only=True, setting save_interval_steps",
+        "Given directory is read only",
+    )
 
     def filter(self, record):
         exc = record.exc_info[1] if record.exc_info else None
         from_orbax = "orbax" in (record.pathname or "")
+        if from_orbax and any(n in str(record.msg) for n in self._READ_ONLY_NOTES):
+            return False
         return not (from_orbax and exc is not None and _errno_of(exc) in DISK_ERRNOS)
 
 
@@ -133,6 +142,7 @@ class Checkpoints:
         self.workdir = workdir
         self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
         self.read_only = read_only
+        _quiet_reported_failures()
         if read_only:
             options = ocp.CheckpointManagerOptions(read_only=True, create=False)
         else:
@@ -145,7 +155,6 @@ class Checkpoints:
                 # are never restored from; removing them frees their space.
                 cleanup_tmp_directories=True,
             )
-        _quiet_reported_failures()
         try:
             self.manager = ocp.CheckpointManager(
                 self.directory,
