@@ -13,8 +13,8 @@ command, run again, continues where it stopped (an unfinished run resumes from i
 Each figure writes OUT/<figure>/summary.md, summary.json and PNGs; OUT/claims.md gathers every
 figure's claims and verdicts found under OUT.
 
---quick uses size=quick (4 x 128 decoder/BERT, vocab 2048, batch 8 x 128, 300 steps, 3 seeds); each
-figure then takes under 40 minutes on 2 CPU cores. Without it, size=small and 2000 steps.
+--quick uses size=quick (4 x 128 decoder/BERT, vocab 2048, batch 8 x 128, 300 steps, 3 seeds), sized
+for about 40 minutes per figure on 2 CPU cores. Without it, size=small and 2000 steps.
 """
 
 from __future__ import annotations
