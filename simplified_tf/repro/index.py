@@ -23,7 +23,11 @@ def collect(out_root: str, order: list[str]) -> list[dict]:
         with open(path) as f:
             summary = json.load(f)
         prov = summary.get("provenance", {})
-        budget = budget_text(out_root, summary.get("outcomes", {}))
+        outcomes = dict(summary.get("outcomes", {}))
+        for name, group in summary.items():  # figures with several groups (depth: L2, L8)
+            if isinstance(group, dict) and isinstance(group.get("outcomes"), dict):
+                outcomes |= {f"{name}/{k}": v for k, v in group["outcomes"].items()}
+        budget = budget_text(out_root, outcomes)
         for c in summary.get("claims", []):
             rows.append(dict(figure=name, provenance=prov, budget=budget, **c))
     return rows
