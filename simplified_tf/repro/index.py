@@ -24,9 +24,9 @@ def collect(out_root: str, order: list[str]) -> list[dict]:
             summary = json.load(f)
         prov = summary.get("provenance", {})
         outcomes = dict(summary.get("outcomes", {}))
-        for name, group in summary.items():  # figures with several groups (depth: L2, L8)
+        for key, group in summary.items():  # figures with several groups (depth: L2, L8)
             if isinstance(group, dict) and isinstance(group.get("outcomes"), dict):
-                outcomes |= {f"{name}/{k}": v for k, v in group["outcomes"].items()}
+                outcomes |= {f"{key}/{k}": v for k, v in group["outcomes"].items()}
         budget = budget_text(out_root, outcomes)
         for c in summary.get("claims", []):
             rows.append(dict(figure=name, provenance=prov, budget=budget, **c))
