@@ -45,6 +45,7 @@ from simplified_tf.downstream.recipes import SUITES
 from simplified_tf.model_config import validate
 from simplified_tf.models import BertClassifier
 from simplified_tf.params import ModelFns, module_fns
+from simplified_tf.repro.runs import write_atomic
 from trainloop.checkpoint import restore_latest_params, structure_signature
 from trainloop.config_util import ConfigError, check_choice
 from trainloop.task import Task
@@ -305,11 +306,7 @@ def evaluate(prepared: Prepared, params, batch_size: int) -> dict[str, dict[str,
 
 
 def _write_json(path: str, value: dict) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
 def read_results(workdir: str) -> dict | None:

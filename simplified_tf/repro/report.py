@@ -8,6 +8,7 @@ import os
 
 from simplified_tf.repro import stats
 from simplified_tf.repro.experiment import ArmOutcome
+from simplified_tf.repro.runs import write_atomic
 
 
 def lr_text(lr: float) -> str:
@@ -156,12 +157,6 @@ def write(out_dir: str, markdown: str, data: dict) -> tuple[str, str]:
     os.makedirs(out_dir, exist_ok=True)
     md_path = os.path.join(out_dir, "summary.md")
     json_path = os.path.join(out_dir, "summary.json")
-    for path, text in (
-        (md_path, markdown.rstrip() + "\n"),
-        (json_path, json.dumps(_jsonable(data), indent=1, sort_keys=True) + "\n"),
-    ):
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
+    write_atomic(md_path, markdown.rstrip() + "\n")
+    write_atomic(json_path, json.dumps(_jsonable(data), indent=1, sort_keys=True) + "\n")
     return md_path, json_path

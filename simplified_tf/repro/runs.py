@@ -91,12 +91,17 @@ class RunSpec:
         )
 
 
-def _write_json(path: str, obj: dict) -> None:
+def write_atomic(path: str, text: str) -> None:
+    """Writes `text` under a temporary name and renames it into place: a reader (or a rerun after a
+    kill) sees the old file or the new one, never a torn one. Result, timing, summary files use it."""
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-        f.write("\n")
+        f.write(text)
     os.replace(tmp, path)
+
+
+def _write_json(path: str, obj: dict) -> None:
+    write_atomic(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
 
 
 def eval_series(workdir: str) -> dict[str, list]:

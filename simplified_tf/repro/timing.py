@@ -13,7 +13,7 @@ import json
 import os
 import statistics
 
-from simplified_tf.repro.runs import RunSpec
+from simplified_tf.repro.runs import RunSpec, write_atomic
 
 
 def measure(specs: dict[str, RunSpec], *, rounds: int = 3, steps: int = 5, warmup: int = 2) -> dict:
@@ -57,8 +57,5 @@ def cached(path: str, specs: dict[str, RunSpec], *, refresh: bool = False, **kwa
         if old.get("key") == key:
             return old
     result = dict(measure(specs, **kwargs), key=key)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(result, indent=1, sort_keys=True))
     return result
