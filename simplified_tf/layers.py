@@ -82,12 +82,22 @@ class Norm(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         x32 = x.astype(F32)
         if self.kind == "rmsnorm":
-            y = rms_norm(x32, self.scale[...], self.eps, self.placement == "outside")
+            norm = rms_norm if RMSNORM_GRAD == "custom" else _rms_norm_autodiff
+            y = norm(x32, self.scale[...], self.eps, self.placement == "outside")
         else:
             mu = jnp.mean(x32, axis=-1, keepdims=True)
             var = jnp.mean(jnp.square(x32 - mu), axis=-1, keepdims=True)
             y = (x32 - mu) * jax.lax.rsqrt(var + self.eps) * self.scale[...] + self.bias[...]
         return y.astype(x.dtype)
+
+
+# "custom" (default): rms_norm's hand-written backward; "autodiff": the same formula differentiated
+# by JAX. A module switch for benchmarks/ab.py (the before/after of the custom backward).
+RMSNORM_GRAD = "custom"
+
+
+def _rms_norm_autodiff(x, scale, eps, outside):
+    return _rms_norm_fwd(x, scale, eps, outside)[0]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))

@@ -1,4 +1,4 @@
-"""RMSNorm's hand-written backward pass against autodiff of the formula (float64)."""
+"""RMSNorm: the hand-written backward pass against autodiff of the formula; the A/B switch."""
 
 import jax
 import jax.numpy as jnp
@@ -33,3 +33,31 @@ def test_rms_norm_value_and_gradients_match_autodiff(outside):
         # An all-zero row (autodiff of sqrt at 0 gives NaN there) gets a finite gradient.
         g0 = jax.grad(lambda x: jnp.sum(rms_norm(x, scale, 1e-5, outside) * w))(x.at[0, 0].set(0))
         assert bool(jnp.all(jnp.isfinite(g0)))
+
+
+@pytest.mark.parametrize("placement", ["outside", "inside"])
+def test_norm_module_switch_to_autodiff_changes_no_value_or_gradient(placement, monkeypatch):
+    """benchmarks/ab.py times RMSNORM_GRAD='autodiff' as the 'before' of the custom backward."""
+    from flax import nnx
+
+    from simplified_tf import layers
+
+    norm = layers.Norm("rmsnorm", 16, 1e-5, placement)
+    norm.scale[...] = jax.random.normal(jax.random.key(1), (16,))
+    x = jax.random.normal(jax.random.key(2), (2, 3, 16))
+    graphdef, state = nnx.split(norm)
+
+    def value_and_grads():
+        loss = lambda s, x: jnp.sum(jnp.cos(nnx.merge(graphdef, s)(x)))
+        return jax.value_and_grad(loss, argnums=(0, 1))(state, x)
+
+    def traced():
+        return str(jax.make_jaxpr(lambda x: nnx.merge(graphdef, state)(x))(x))
+
+    custom, custom_jaxpr = value_and_grads(), traced()
+    monkeypatch.setattr(layers, "RMSNORM_GRAD", "autodiff")
+    autodiff, autodiff_jaxpr = value_and_grads(), traced()
+    assert "custom_vjp" in custom_jaxpr and "custom_vjp" not in autodiff_jaxpr
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), custom, autodiff
+    )
