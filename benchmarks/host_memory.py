@@ -9,7 +9,8 @@ tokenizer and the token store see text that does not repeat), then two processes
 GNU `time -v` ("Maximum resident set size"):
 - cold: `scripts/prepare_data.py` into an empty cache (tokenizer training on a bounded sample,
   streaming encode, memory-mapped token shards);
-- warm: `scripts/train.py` for a few steps on the cache the cold step left behind.
+- warm: `scripts/train.py` for a few steps on the cache the cold step left behind, repeated
+  (--warm_repeats; the peak varies by a few hundred MB from run to run), median reported.
 The streaming pipeline keeps host memory bounded by the encode block and the tokenizer sample, so
 the warm ratio (largest / smallest corpus) should stay near 1 and the cold peak well under 1 GB.
 Writes host_memory.json and HOST_MEMORY.md next to this file (or into --out_dir). The corpora,
@@ -25,6 +26,8 @@ import os
 import pathlib
 import random
 import re
+import shutil
+import statistics
 import subprocess
 import sys
 import sysconfig
@@ -99,19 +102,30 @@ def measure_size(size_mb: int, args) -> dict:
     corpus = make_corpus(work / "corpus", size_mb, seed=size_mb)
     cache, run = work / "cache", work / "run"
     for stale in (cache, run):  # the cold measurement needs an empty cache; runs never resume
-        if stale.exists():
-            subprocess.run(["rm", "-rf", str(stale)], check=True)
+        shutil.rmtree(stale, ignore_errors=True)
     data = [f"--config.data.source={work / 'corpus'}", f"--config.data.cache_dir={cache}"]
     py = sys.executable
     cold = measured(
         [py, "scripts/prepare_data.py", f"--config={args.config}", *data], work / "cold.log"
     )
-    warm = measured(
-        [py, "scripts/train.py", f"--config={args.config}", *data,
-         f"--config.num_steps={args.steps}", "--config.progress_bar=False",
-         f"--workdir={run}"],
-        work / "warm.log",
-    )  # fmt: skip
+    warm_runs = []
+    for i in range(args.warm_repeats):  # the warm peak varies run to run: report the median
+        shutil.rmtree(run, ignore_errors=True)
+        warm_runs.append(
+            measured(
+                [py, "scripts/train.py", f"--config={args.config}", *data,
+                 f"--config.num_steps={args.steps}", "--config.progress_bar=False",
+                 f"--workdir={run}"],
+                work / f"warm{i}.log",
+            )
+        )  # fmt: skip
+    peaks = sorted(r["peak_rss_mb"] for r in warm_runs)
+    warm = dict(
+        peak_rss_mb=statistics.median(peaks),
+        peak_rss_range_mb=[peaks[0], peaks[-1]],
+        wall_s=statistics.median(r["wall_s"] for r in warm_runs),
+        runs=warm_runs,
+    )
     return dict(size_mb=size_mb, corpus=corpus, cold=cold, warm=warm)
 
 
@@ -134,15 +148,16 @@ def render(out: dict) -> str:
         f"- Config: `{out['config']}` (warm: {out['steps']} training steps)",
         f"- Versions: {', '.join(f'{k} {v}' for k, v in out['versions'].items() if v)}",
         "",
-        "| corpus | files | cold build peak RSS | cold build wall | warm training peak RSS | "
-        "warm training wall |",
+        "| corpus | files | cold build peak RSS | cold build wall | warm training peak RSS, "
+        f"median of {out['warm_repeats']} (range) | warm training wall |",
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['corpus']['bytes'] / 1e6:.0f} MB | {r['corpus']['files']:,} | "
             f"{r['cold']['peak_rss_mb']:.0f} MB | {r['cold']['wall_s']:.0f} s | "
-            f"{r['warm']['peak_rss_mb']:.0f} MB | {r['warm']['wall_s']:.0f} s |"
+            f"{r['warm']['peak_rss_mb']:.0f} MB ({r['warm']['peak_rss_range_mb'][0]:.0f}-"
+            f"{r['warm']['peak_rss_range_mb'][1]:.0f}) | {r['warm']['wall_s']:.0f} s |"
         )
     lines += [
         "",
@@ -160,6 +175,7 @@ def main():
     parser.add_argument("--sizes_mb", default="50,400")
     parser.add_argument("--config", default="configs/decoder.py:size=small")
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warm_repeats", type=int, default=3)
     parser.add_argument("--workdir", default="results/host_memory")
     parser.add_argument("--out_dir", default=str(_HERE))
     args = parser.parse_args()
@@ -169,6 +185,8 @@ def main():
         parser.error(
             f"--sizes_mb={args.sizes_mb!r}: expected comma-separated integers, e.g. 50,400"
         )
+    if args.warm_repeats < 1:
+        parser.error(f"--warm_repeats={args.warm_repeats}: must be >= 1")
     if len(sizes) < 2 or sizes[0] <= 0:
         parser.error(f"--sizes_mb={args.sizes_mb!r}: give at least two positive sizes in MB")
     os.chdir(_ROOT)
@@ -180,6 +198,7 @@ def main():
         cpu=cpu_model(),
         config=args.config,
         steps=args.steps,
+        warm_repeats=args.warm_repeats,
         versions=versions(),
         load_before=load_average(),
     )
