@@ -2,7 +2,7 @@
 
 `DecoderBench(block, size, batch_size)` builds the config with `simplified_tf.recipes` (the suite's own
 recipe: AdamW, clipping, warm-up/decay schedule, no-decay and frozen rules), the parameters and
-loss with `simplified_tf.tasks` pieces, and the step with `trainloop.train.make_train_step`, jitted
+loss with `simplified_tf.tasks` pieces, and the step with `trainloop.step.make_train_step`, jitted
 with the state donated exactly like `train_and_evaluate`. The only departure from a real run is the
 batch: one fixed batch of random tokens of the right shape (no text pipeline, no tokenizer), so the
 numbers measure the step itself.
@@ -33,8 +33,8 @@ from simplified_tf.tasks import weighted_cross_entropy
 from trainloop.host_alloc import page_faults
 from trainloop.mesh import make_mesh
 from trainloop.optim import make_optimizer
+from trainloop.step import make_init_state, make_train_step
 from trainloop.task import Task
-from trainloop.train import make_init_state, make_train_step
 
 
 def decoder_config(block: str, size: str, batch_size: int, **model_overrides):

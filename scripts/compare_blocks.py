@@ -35,7 +35,7 @@ from trainloop import cli, host_alloc  # noqa: E402  (import no jax: run before 
 # thread creation, hence before flag parsing. `--host_malloc=default` keeps glibc's defaults.
 host_alloc.apply_from_argv(sys.argv)
 
-from absl import app, flags, logging  # noqa: E402
+from absl import flags  # noqa: E402
 
 from trainloop.config_util import ConfigError  # noqa: E402
 
@@ -154,10 +154,7 @@ def run(
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
+    cli.prologue(argv)
     run(
         _CONFIG.value,
         _BLOCKS.value,

@@ -20,7 +20,7 @@ from trainloop import host_alloc  # noqa: E402  (imports no jax: runs before jax
 
 host_alloc.apply_from_argv(sys.argv)
 
-from absl import app, flags, logging  # noqa: E402
+from absl import flags  # noqa: E402
 
 from trainloop import cli  # noqa: E402
 
@@ -35,19 +35,13 @@ flags.mark_flags_as_required(["out"])
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
+    cli.prologue(argv)
     from simplified_tf.downstream import tables
-    from simplified_tf.downstream.finetune import Interrupted
 
-    try:
-        summary = tables.run(
-            _OUT.value, quick=not _FULL.value, seeds=_SEEDS.value, blocks=_BLOCKS.value
-        )
-    except Interrupted as e:
-        cli.fail(f"{e} Rerun the same command to resume.", 130)
+    # A run stopped by a signal raises `Interrupted`: exit status 130, "Rerun ... to resume."
+    summary = tables.run(
+        _OUT.value, quick=not _FULL.value, seeds=_SEEDS.value, blocks=_BLOCKS.value
+    )
     print(tables.summary_markdown(summary))
 
 

@@ -22,7 +22,7 @@ from trainloop import host_alloc  # noqa: E402  (imports no jax: runs before jax
 
 host_alloc.apply_from_argv(sys.argv)  # CPU speed, as in scripts/train.py
 
-from absl import app, flags, logging  # noqa: E402
+from absl import flags  # noqa: E402
 
 from trainloop import cli  # noqa: E402
 from trainloop.config_util import ConfigError  # noqa: E402
@@ -81,16 +81,8 @@ def run(config, out: str) -> dict:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
-    from simplified_tf.downstream.finetune import Interrupted
-
-    try:
-        run(_CONFIG.value, _OUT.value)
-    except Interrupted as e:
-        cli.fail(f"{e} Rerun the same command to resume.", 130)
+    cli.prologue(argv)
+    run(_CONFIG.value, _OUT.value)  # a run stopped by a signal: `Interrupted`, exit status 130
 
 
 if __name__ == "__main__":

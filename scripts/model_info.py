@@ -39,7 +39,7 @@ def _simulate_devices(argv: list[str]) -> None:
 
 _simulate_devices(sys.argv)
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from simplified_tf.model_config import BLOCKS, model_config  # noqa: E402
 from simplified_tf.params import GROUPS, count_params  # noqa: E402
@@ -142,8 +142,7 @@ def _print_memory(config) -> None:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    cli.prologue(argv, verbosity=None)
     if "model" not in _CONFIG.value or _CONFIG.value.model.get("kind") not in ("decoder", "bert"):
         raise ConfigError(
             "--config is not a simplified_tf config (it needs model.kind = decoder or bert), e.g. "

@@ -17,7 +17,7 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from trainloop import cli  # noqa: E402
 from trainloop.config_util import ConfigError  # noqa: E402
@@ -81,8 +81,7 @@ def load_runs(workdirs: list[str], metrics: list[str]) -> dict[str, list[dict]]:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    cli.prologue(argv, verbosity=None)
     if not _METRICS.value:
         raise ConfigError("--metrics is empty; name at least one metric, e.g. train/loss.")
     runs = load_runs(_WORKDIRS.value, _METRICS.value)

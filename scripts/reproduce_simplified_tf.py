@@ -28,7 +28,7 @@ from trainloop import host_alloc  # noqa: E402  (imports no jax: runs before jax
 
 host_alloc.apply_from_argv(sys.argv)
 
-from absl import app, flags, logging  # noqa: E402
+from absl import flags  # noqa: E402
 
 from trainloop import cli  # noqa: E402
 from trainloop.config_util import ConfigError  # noqa: E402
@@ -67,10 +67,7 @@ def _figures(names):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
+    cli.prologue(argv)
     _main()
 
 

@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags, logging  # noqa: E402
+from absl import flags, logging  # noqa: E402
 
 from trainloop import cli  # noqa: E402
 from trainloop.config_util import ConfigError  # noqa: E402
@@ -31,10 +31,7 @@ flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.ERROR)  # hides orbax read-only notices
+    cli.prologue(argv, verbosity=logging.ERROR)  # ERROR: hides orbax read-only notices
     from simplified_tf import sampling
 
     if _MAX_NEW.value < 1:

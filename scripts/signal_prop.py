@@ -37,7 +37,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from trainloop import cli  # noqa: E402
 from trainloop.config_util import ConfigError, check_choice  # noqa: E402
@@ -212,8 +212,7 @@ def summary_rows(profiles: dict) -> list[dict]:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    cli.prologue(argv, verbosity=None)
     run()
 
 

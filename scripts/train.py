@@ -29,7 +29,7 @@ from trainloop import cli, host_alloc  # noqa: E402  (import no jax: run before 
 # thread creation, hence before flag parsing. `--host_malloc=default` keeps glibc's defaults.
 host_alloc.apply_from_argv(sys.argv)
 
-from absl import app, flags, logging  # noqa: E402
+from absl import flags, logging  # noqa: E402
 
 from trainloop.config_util import check_choice  # noqa: E402
 
@@ -66,19 +66,8 @@ def make_task(config):
     return getattr(importlib.import_module(module), factory)(config)
 
 
-def _quiet_libraries() -> None:
-    """Keeps library INFO chatter (orbax, XLA bridge) off the console unless -v/--verbosity is given.
-
-    The loop announces what matters (resume, stop, finish) on stderr itself.
-    """
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
-
-
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    _quiet_libraries()
+    cli.prologue(argv)  # library INFO chatter stays off the console; the loop announces on stderr
     import jax
 
     if _MULTIHOST.value:

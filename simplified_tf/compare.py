@@ -25,7 +25,7 @@ from trainloop.config_util import ConfigError
 from trainloop.defaults import validate
 from trainloop.metrics import read_metrics
 from trainloop.optim import make_optimizer
-from trainloop.train import make_init_state, make_train_step
+from trainloop.step import make_init_state, make_train_step
 
 
 def load_config(spec: str, block: str, steps: int = 0, overrides=()) -> ml_collections.ConfigDict:

@@ -88,6 +88,33 @@ def _model_overrides(
     return out
 
 
+def set_adamw(
+    c: ml_collections.ConfigDict,
+    *,
+    lr: float,
+    b2: float,
+    eps: float,
+    weight_decay: float,
+    clip_norm: float,
+    schedule: str,
+    warmup_fraction: float,
+    end_lr_fraction: float,
+) -> None:
+    """Sets `c.optimizer` to AdamW (b1 = 0.9) with these values; which parameters are kept out of
+    weight decay, and which are frozen, follow the rules of the model `c.model`."""
+    o = c.optimizer
+    o.name = "adamw"
+    o.lr = lr
+    o.b1, o.b2, o.eps = 0.9, b2, eps
+    o.weight_decay = weight_decay
+    o.clip_norm = clip_norm
+    o.schedule = schedule
+    o.warmup_fraction = warmup_fraction
+    o.end_lr_fraction = end_lr_fraction
+    o.no_decay = no_decay_rules(c.model)
+    o.frozen = frozen_rules(c.model)  # fixed W_init / fixed reparam gains, if the task keeps them
+
+
 def decoder_config(
     block: str = "pre_ln",
     size: str = "small",
@@ -120,17 +147,17 @@ def decoder_config(
     c.eval_every, c.log_every, c.checkpoint_every = eval_every, log_every, ckpt_every
     c.model = m
 
-    o = c.optimizer
-    o.name = "adamw"
-    o.lr = lr or decoder_peak_lr(block, size)
-    o.b1, o.b2, o.eps = 0.9, 0.999, 1e-8
-    o.weight_decay = 0.1
-    o.clip_norm = 1.0
-    o.schedule = schedule
-    o.warmup_fraction = 0.05
-    o.end_lr_fraction = 1e-4  # HF polynomial decay ends at 1e-7 = 1e-4 x 1e-3
-    o.no_decay = no_decay_rules(m)
-    o.frozen = frozen_rules(m)  # fixed W_init / fixed reparam gains, if the task keeps them
+    set_adamw(
+        c,
+        lr=lr or decoder_peak_lr(block, size),
+        b2=0.999,
+        eps=1e-8,
+        weight_decay=0.1,
+        clip_norm=1.0,
+        schedule=schedule,
+        warmup_fraction=0.05,
+        end_lr_fraction=1e-4,  # HF polynomial decay ends at 1e-7 = 1e-4 x 1e-3
+    )
 
     c.data = default_data_config("decoder", vocab_size=m.vocab_size, seq_len=m.seq_len)
     return c
@@ -178,17 +205,17 @@ def bert_config(
         c.batch_ramp_microbatches = max(1, round(fraction * budget))
         c.num_steps = BatchRamp(c.grad_accum_steps, c.batch_ramp_microbatches).steps_for(budget)
 
-    o = c.optimizer
-    o.name = "adamw"
-    o.lr = lr or bert_peak_lr(block, size)
-    o.b1, o.b2, o.eps = 0.9, 0.98, 1e-12
-    o.weight_decay = 0.1
-    o.clip_norm = 0.5
-    o.schedule = "warmup_linear"
-    o.warmup_fraction = 0.75
-    o.end_lr_fraction = 0.0
-    o.no_decay = no_decay_rules(m)
-    o.frozen = frozen_rules(m)
+    set_adamw(
+        c,
+        lr=lr or bert_peak_lr(block, size),
+        b2=0.98,
+        eps=1e-12,
+        weight_decay=0.1,
+        clip_norm=0.5,
+        schedule="warmup_linear",
+        warmup_fraction=0.75,
+        end_lr_fraction=0.0,
+    )
 
     c.data = default_data_config("bert", vocab_size=m.vocab_size, seq_len=m.seq_len)
     return c

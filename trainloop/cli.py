@@ -34,8 +34,14 @@ A script uses three names:
         OSError of the machine or a path (ENOSPC, EDQUOT, EACCES, EPERM, EROFS,      74
           EIO, ENOENT, ENOTDIR, EISDIR, ENAMETOOLONG, EMFILE, ENFILE)
         KeyboardInterrupt (a second signal inside the training loop)                130
+        Interrupted (a run of a many-run script stopped by a signal; saved)          130
 
      Any other exception is a bug and keeps its traceback.
+
+`cli.prologue(argv)` is the first line of a `main`: it rejects positional arguments (UsageError,
+status 2) and, unless -v/--verbosity is given, sets the log verbosity to WARNING (or the level
+passed; None keeps absl's default), which keeps library INFO chatter (orbax, the XLA bridge) off
+the console; the suite announces what matters on stderr itself.
 
 `cli.define_config_flag(name, help)` is `ml_collections.config_flags.DEFINE_config_file` (with
 `--name.key=value` overrides) whose file loading goes through `config_util.load_config`, the one
@@ -57,12 +63,18 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from trainloop import signals
 from trainloop.config_util import load_config  # noqa: F401  (part of this module's API)
-from trainloop.errors import CheckpointError, ConfigError, NonFiniteError, signal_name
+from trainloop.errors import (
+    CheckpointError,
+    ConfigError,
+    Interrupted,
+    NonFiniteError,
+    signal_name,
+)
 
 EXIT_CONFIG, EXIT_NONFINITE, EXIT_CHECKPOINT, EXIT_OS = 2, 3, 4, 74
 
@@ -98,6 +110,8 @@ def describe(exc: BaseException) -> tuple[str, int] | None:
             "Checkpoints that finished saving are intact; rerun the same command to resume.",
             130,
         )
+    if isinstance(exc, Interrupted):
+        return f"{exc} Rerun the same command to resume.", 130
     if isinstance(exc, app.UsageError):
         return f"{str(exc).rstrip('.')} (run with --help for the flags).", EXIT_CONFIG
     if isinstance(exc, ConfigError):
@@ -110,6 +124,15 @@ def describe(exc: BaseException) -> tuple[str, int] | None:
         where = f": {exc.filename}" if exc.filename else ""
         return f"{exc.strerror}{where}. {OS_HINTS[exc.errno]}", EXIT_OS
     return None
+
+
+def prologue(argv: list[str], verbosity: int | None = logging.WARNING) -> None:
+    """Rejects positional arguments and sets the log verbosity unless -v/--verbosity was given
+    (see the module docstring)."""
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if verbosity is not None and not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(verbosity)
 
 
 def exit_if_interrupted(

@@ -22,6 +22,11 @@ class NonFiniteError(FloatingPointError):
     """The loss or the gradients became NaN/Inf; the message names the step and the intact checkpoint."""
 
 
+class Interrupted(RuntimeError):
+    """A run inside a script of many runs stopped by a signal; its checkpoint is saved and rerunning
+    the script resumes it (and skips the runs already finished)."""
+
+
 def signal_name(signum: int) -> str:
     """'SIGTERM (signal 15)'."""
     try:

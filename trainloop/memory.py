@@ -18,14 +18,14 @@ import ml_collections
 
 from trainloop import mesh as mesh_lib
 from trainloop.optim import make_optimizer
-from trainloop.task import Task
-from trainloop.train import (
+from trainloop.step import (
     eval_accum_steps,
     make_eval_step,
     make_init_state,
     make_train_step,
     step_table,
 )
+from trainloop.task import Task
 
 GiB = 2**30
 

@@ -175,19 +175,11 @@ def fused_adamw(
         for g, m, v, p, f, d in zip(
             g_leaves, mu_leaves, nu_leaves, p_leaves, frozen, decay, strict=True
         ):
-            if f:
-                updates.append(jnp.zeros_like(g))
-                new_mu.append(m)
-                new_nu.append(v)
-                continue
-            if scale is not None:
-                g = g * scale.astype(g.dtype)
-            m = (1 - b1) * g + b1 * m
-            v = (1 - b2) * (g * g) + b2 * v
-            u = (m / corr1.astype(m.dtype)) / (jnp.sqrt(v / corr2.astype(v.dtype)) + eps)
-            if d and wd:
-                u = u + wd * p
-            updates.append((-lr * u).astype(g.dtype))
+            if f:  # a zero update; the masked-out moments stay
+                u, m, v = jnp.zeros_like(g), m, v
+            else:
+                u, m, v = _adamw_leaf(g, m, v, p, scale, lr, (b1, b2, eps, corr1, corr2), d and wd)
+            updates.append(u)
             new_mu.append(m)
             new_nu.append(v)
 
@@ -195,6 +187,21 @@ def fused_adamw(
         return jax.tree_util.tree_unflatten(treedef, updates), new_state
 
     return optax.GradientTransformation(chain.init, update)
+
+
+def _adamw_leaf(g, m, v, p, scale, lr, adam: tuple, wd: float):
+    """(update, mu, nu) of one trained leaf in one elementwise expression: the gradient `g` scaled
+    by the clipping factor `scale` (None: no clipping), the moments, bias correction (`adam` is
+    (b1, b2, eps, 1 - b1^count, 1 - b2^count)), weight decay `wd` (0: none) and the LR."""
+    b1, b2, eps, corr1, corr2 = adam
+    if scale is not None:
+        g = g * scale.astype(g.dtype)
+    m = (1 - b1) * g + b1 * m
+    v = (1 - b2) * (g * g) + b2 * v
+    u = (m / corr1.astype(m.dtype)) / (jnp.sqrt(v / corr2.astype(v.dtype)) + eps)
+    if wd:
+        u = u + wd * p
+    return (-lr * u).astype(g.dtype), m, v
 
 
 def _is_state_node(x) -> bool:

@@ -19,7 +19,7 @@ full batch at 60%.)
 
 How the step stays one compiled program: the jitted step always takes the full batch shape
 (A microbatches) and skips microbatches i >= a(step) with a `lax.cond` inside the accumulation scan
-(`trainloop.train.accumulate`), so they cost no device compute and carry no weight; a(step) comes
+(`trainloop.step.accumulate`), so they cost no device compute and carry no weight; a(step) comes
 from a small table indexed by the traced step. The alternatives were worse: one shape per
 accumulation count compiles up to A programs (128 for the paper's BERT), and rounding to a few
 shape buckets changes the ramp itself. The price is host memory and transfer for the unused rows

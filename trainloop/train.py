@@ -17,22 +17,28 @@ import signal
 import time
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
 
 from trainloop import mesh as mesh_lib
-from trainloop import ramp as ramp_lib
 from trainloop import signals
 from trainloop.checkpoint import Checkpoints, complete_steps, structure_signature
 from trainloop.config_util import ConfigError
 from trainloop.defaults import validate
 from trainloop.errors import NonFiniteError
 from trainloop.metrics import MetricsWriter
-from trainloop.optim import global_norm, make_optimizer
+from trainloop.optim import make_optimizer
 from trainloop.prefetch import Prefetcher
 from trainloop.progress import Progress, announce
+from trainloop.step import (
+    eval_accum_steps,
+    is_log_step,
+    make_eval_step,
+    make_init_state,  # noqa: F401  (imported from here by callers that build the step themselves)
+    make_train_step,
+    step_table,
+)
 from trainloop.task import Task
 
 NONFINITE_WHAT = {1: "train/loss", 2: "train/grad_norm"}
@@ -90,186 +96,6 @@ def _write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise OSError(e.errno, f"{e.strerror} while writing {path}") from e
-
-
-def make_init_state(task: Task, tx):
-    """`rng -> train state`: the pytree the step updates and checkpoints hold.
-
-    `nonfinite` records (step, which metric) of the first NaN/Inf, or (-1, -1).
-    """
-
-    def init_state(key):
-        params = task.init(key)
-        return {
-            "step": jnp.zeros((), jnp.int32),
-            "params": params,
-            "opt_state": tx.init(params),
-            "nonfinite": jnp.full((2,), -1, jnp.int32),
-        }
-
-    return init_state
-
-
-# Metrics that add up across microbatches; all others are (weighted) means.
-_SUMMED = ("weight", "num_tokens")
-
-
-def split_microbatches(batch, accum: int):
-    """[B, ...] leaves -> [accum, B / accum, ...]: microbatch i takes rows i, i+accum, ...
-
-    Strided rather than contiguous, so that every device of a batch-sharded array holds a share of
-    each microbatch and no device idles while the others compute.
-    """
-
-    def split(x):
-        x = x.reshape((x.shape[0] // accum, accum) + x.shape[1:])
-        return jnp.swapaxes(x, 0, 1)
-
-    return jax.tree_util.tree_map(split, batch)
-
-
-def is_log_step(steps_done, log_every: int, num_steps: int):
-    """Whether train metrics are read after `steps_done` steps (Python ints or traced arrays)."""
-    return (steps_done % log_every == 0) | (steps_done == num_steps)
-
-
-def accumulate(fn, micro, accum: int, active=None):
-    """Combines `fn(microbatch, i) -> (loss, metrics, tree)` over `accum` microbatches in a scan.
-
-    Microbatches are combined in proportion to their `weight` metric when the task reports one
-    (e.g. predicted-token counts), which makes the accumulated loss, metrics and tree (gradients)
-    equal to the full batch's token-weighted mean; otherwise uniformly. Metrics in `_SUMMED` add
-    up. Microbatches `i >= active` (a traced count, or None for all) are skipped by a `lax.cond`,
-    so they cost no compute and carry no weight.
-    """
-
-    def weighted(mb, i):
-        loss, aux, tree = fn(mb, i)
-        w = aux["weight"].astype(jnp.float32) if "weight" in aux else jnp.float32(1.0)
-        scaled = {k: v if k in _SUMMED else v * w for k, v in aux.items()}
-        return w, (loss * w, scaled, jax.tree_util.tree_map(lambda g: g * w, tree))
-
-    first = jax.tree_util.tree_map(lambda x: x[0], micro)
-    zeros = jax.eval_shape(weighted, first, 0)
-    zeros = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), zeros)
-
-    def body(carry, inputs):
-        i, mb = inputs
-        if active is None:
-            terms = weighted(mb, i)
-        else:
-            terms = jax.lax.cond(i < active, lambda: weighted(mb, i), lambda: zeros)
-        return jax.tree_util.tree_map(jnp.add, carry, terms), None
-
-    (total_w, (loss, aux, tree)), _ = jax.lax.scan(body, zeros, (jnp.arange(accum), micro))
-    inv = 1.0 / jnp.maximum(total_w, jnp.finfo(jnp.float32).tiny)
-    aux = {k: v if k in _SUMMED else v * inv for k, v in aux.items()}
-    return loss * inv, aux, jax.tree_util.tree_map(lambda g: (g * inv).astype(g.dtype), tree)
-
-
-def step_table(config) -> ramp_lib.StepTable | None:
-    """The batch ramp's per-step table (`config.batch_ramp_microbatches`), or None without one."""
-    ramp = ramp_lib.from_config(config)
-    return None if ramp is None else ramp_lib.StepTable(ramp, int(config.num_steps))
-
-
-def make_train_step(task: Task, tx, schedule, config, mesh, step_key, data_key):
-    """The pure train step `(state, batch) -> (state, metrics)`; jitted by the caller.
-
-    With a batch ramp, step k uses only its first a(k) microbatches (`trainloop.ramp`).
-    """
-    accum = int(config.grad_accum_steps)
-    table = step_table(config)
-    log_every, num_steps = int(config.log_every), int(config.num_steps)
-    batch_sharding = mesh_lib.batch_sharding(mesh)
-
-    def grads_of(params, batch, rng):
-        (loss, aux), grads = jax.value_and_grad(task.loss, has_aux=True)(params, batch, rng)
-        return loss, dict(aux), grads
-
-    def step_fn(state, batch):
-        step = state["step"]
-        rng = jax.random.fold_in(step_key, step)
-        if task.device_batch is not None:
-            batch = task.device_batch(jax.random.fold_in(data_key, step))
-            batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
-        params = state["params"]
-        if accum == 1:
-            loss, aux, grads = grads_of(params, batch, rng)
-        else:
-            loss, aux, grads = accumulate(
-                lambda mb, i: grads_of(params, mb, jax.random.fold_in(rng, i)),
-                split_microbatches(batch, accum),
-                accum,
-                active=None if table is None else table.active(step),
-            )
-        updates, opt_state = tx.update(grads, state["opt_state"], params)
-        new_params = jax.tree_util.tree_map(lambda p, u: p + u.astype(p.dtype), params, updates)
-        grad_norm = global_norm(grads)
-        bad = jnp.where(~jnp.isfinite(loss), 1, jnp.where(~jnp.isfinite(grad_norm), 2, 0))
-        first_bad = state["nonfinite"][0] >= 0
-        nonfinite = jnp.where(
-            first_bad | (bad == 0), state["nonfinite"], jnp.stack([step, bad]).astype(jnp.int32)
-        )
-        # The loop reads metrics on log steps only; the two extra passes over the parameters are
-        # skipped on the others (NaN there).
-        param_norm, update_norm = jax.lax.cond(
-            is_log_step(step + 1, log_every, num_steps),
-            lambda: (global_norm(new_params), global_norm(updates)),
-            lambda: (jnp.float32(jnp.nan), jnp.float32(jnp.nan)),
-        )
-        metrics = {f"train/{k}": v for k, v in aux.items()}
-        metrics |= {
-            "train/loss": loss,
-            "train/grad_norm": grad_norm,
-            "train/param_norm": param_norm,
-            "train/update_norm": update_norm,
-            "train/lr": schedule(step),
-            # Not logged: lets the loop check for NaN from a log step's metrics read one step
-            # late, after `state` (and so state["nonfinite"]) has been donated to the next step.
-            "nonfinite": nonfinite,
-        }
-        if table is not None:
-            micro = int(config.batch_size) // accum
-            metrics["train/batch_size"] = table.active(step) * micro
-        new_state = {
-            "step": step + 1,
-            "params": new_params,
-            "opt_state": opt_state,
-            "nonfinite": nonfinite,
-        }
-        return new_state, metrics
-
-    return step_fn
-
-
-def eval_accum_steps(config) -> int:
-    """Microbatches per eval batch: `eval_accum_steps`, or training's `grad_accum_steps` if 0."""
-    return int(config.get("eval_accum_steps", 0) or config.grad_accum_steps)
-
-
-def make_eval_step(task: Task, eval_key, accum: int = 1):
-    """The pure eval step `(params, batch) -> (loss, metrics)` over one eval batch.
-
-    With `accum > 1` the batch runs as `accum` microbatches inside one program (a `lax.scan`, as in
-    training), so evaluation needs the memory of one microbatch rather than of the whole batch
-    (the float32 logits of an 8192-sequence BERT batch at vocab 32768 alone take 137 GB). They are
-    combined by `accumulate`, token-weighted, so the result equals the whole-batch value.
-    """
-    if task.eval_loss is not None:
-        fn = task.eval_loss
-    else:
-        fn = lambda params, batch: task.loss(params, batch, eval_key)
-    if accum == 1:
-        return fn
-
-    def eval_step(params, batch):
-        loss, aux, _ = accumulate(
-            lambda mb, i: (*fn(params, mb), {}), split_microbatches(batch, accum), accum
-        )
-        return loss, aux
-
-    return eval_step
 
 
 def _place_global(batch, mesh):
@@ -486,36 +312,13 @@ def _run(config, task, mesh, state, start, num_steps, train_step, eval_step, ckp
     progress = Progress(num_steps, start, enabled=config.progress_bar)
     if start >= num_steps:
         announce(f"Already at step {start} >= num_steps={num_steps}; nothing to train.")
-    window = {"start": time.perf_counter(), "first": start}
-    pending = []  # at most one (step, metrics on device) of a log step not yet read
+    log = _TrainLog(config, writer, progress, ckpts, result, start)
+    evaluate = lambda params: _evaluate(task, eval_step, params, mesh, eval_cache, eval_accum)
     # A scalar of each recent step: waiting for the one _MAX_INFLIGHT steps back bounds how far
     # dispatch runs ahead of the device (and so the batches queued in device memory) without
     # ever waiting for the step just dispatched.
     inflight = collections.deque()
-
-    def flush():
-        if not pending:
-            return
-        logged_step, metrics = pending.pop()
-        metrics = jax.device_get(metrics)
-        _check_finite(metrics, ckpts)  # the step's `nonfinite` record rides along with its metrics
-        metrics = {k: float(v) for k, v in metrics.items() if k != "nonfinite"}
-        now = time.perf_counter()
-        steps_per_sec = (logged_step - window["first"]) / max(now - window["start"], 1e-9)
-        window.update(start=now, first=logged_step)
-        metrics["train/steps_per_sec"] = steps_per_sec
-        examples = metrics.get("train/batch_size", config.batch_size)  # ramped, or fixed
-        metrics["train/examples_per_sec"] = steps_per_sec * examples
-        if "train/num_tokens" in metrics:
-            metrics["train/tokens_per_sec"] = steps_per_sec * metrics["train/num_tokens"]
-        writer.write(logged_step, metrics)
-        progress.show(metrics)
-        result.last_train_metrics = metrics
-
-    def make_batch(step):
-        local = task.host_batch(step, jax.process_index(), jax.process_count())
-        return mesh_lib.global_batch(local, mesh, config.batch_size)
-
+    make_batch = _batch_maker(task, mesh, config)
     depth = int(config.get("prefetch_batches", 2)) if task.host_batch is not None else 0
     try:
         with _StopFlag() as stop, Prefetcher(make_batch, num_steps, depth) as prefetcher:
@@ -523,40 +326,93 @@ def _run(config, task, mesh, state, start, num_steps, train_step, eval_step, ckp
             while step < num_steps:
                 batch = prefetcher.get(step) if task.host_batch is not None else None
                 state, metrics = train_step(state, batch)
-                flush()  # the previous log step's metrics, now that this step is queued behind it
+                log.flush()  # the previous log step's metrics (this step is queued behind it)
                 inflight.append(metrics["train/loss"])
                 if len(inflight) > _MAX_INFLIGHT:
                     inflight.popleft().block_until_ready()
                 step += 1
                 progress.update(step)
-                is_last = step == num_steps
-                log_step = bool(is_log_step(step, config.log_every, num_steps))
-                if log_step:
-                    pending.append((step, metrics))
-                evaluate = (config.eval_every and step % config.eval_every == 0) or is_last
-                periodic = config.checkpoint_every and step % config.checkpoint_every == 0
-                if evaluate or periodic or is_last:
-                    flush()
-                if evaluate:
-                    eval_metrics = _evaluate(
-                        task, eval_step, state["params"], mesh, eval_cache, eval_accum
-                    )
-                    if eval_metrics:
-                        writer.write(step, eval_metrics)
-                        progress.show(eval_metrics)
-                        result.last_eval_metrics = eval_metrics
-                interrupted = stop.should_stop(sync=log_step or bool(periodic) or is_last)
-                if periodic or is_last or interrupted:
-                    flush()
-                    _check_finite(state, ckpts)
-                    ckpts.save(step, state, meta, force=True)
-                if interrupted:
+                if _after_step(config, step, state, metrics, log, evaluate, stop, ckpts, meta):
                     result.interrupted, result.signal = True, stop.signum
                     announce(f"Stopped by signal {stop.signum} at step {step}; checkpoint saved.")
                     break
-            flush()
+            log.flush()
     finally:  # an error (e.g. NonFiniteError) ends the bar before its message
         progress.close()
     ckpts.wait()
     result.step, result.state = step, state
     return result
+
+
+def _batch_maker(task, mesh, config):
+    """`step -> global batch` from the task's host batches of this process."""
+
+    def make_batch(step):
+        local = task.host_batch(step, jax.process_index(), jax.process_count())
+        return mesh_lib.global_batch(local, mesh, config.batch_size)
+
+    return make_batch
+
+
+def _after_step(config, step, state, metrics, log, evaluate, stop, ckpts, meta) -> bool:
+    """The host's work after train step `step`: queues a log step's metrics, evaluates on eval
+    steps, saves on checkpoint steps, the last step and after a stop signal; returns whether a
+    signal stops the run here (every process agrees)."""
+    num_steps = int(config.num_steps)
+    is_last = step == num_steps
+    log_step = bool(is_log_step(step, config.log_every, num_steps))
+    if log_step:
+        log.hold(step, metrics)
+    evaluate_now = (config.eval_every and step % config.eval_every == 0) or is_last
+    periodic = config.checkpoint_every and step % config.checkpoint_every == 0
+    if evaluate_now or periodic or is_last:
+        log.flush()
+    if evaluate_now:
+        log.write_eval(step, evaluate(state["params"]))
+    interrupted = stop.should_stop(sync=log_step or bool(periodic) or is_last)
+    if periodic or is_last or interrupted:
+        log.flush()
+        _check_finite(state, ckpts)
+        ckpts.save(step, state, meta, force=True)
+    return interrupted
+
+
+class _TrainLog:
+    """Writes train metrics of log steps, read one step late (`hold`, then `flush` once the next
+    step is dispatched), with throughput since the previous log step; and eval metrics. Both go to
+    metrics.jsonl, the progress bar and the TrainResult."""
+
+    def __init__(self, config, writer, progress, ckpts, result: TrainResult, start: int):
+        self.batch_size = config.batch_size
+        self.writer, self.progress, self.ckpts, self.result = writer, progress, ckpts, result
+        self.window = {"start": time.perf_counter(), "first": start}
+        self.pending = []  # at most one (step, metrics on device) of a log step not yet read
+
+    def hold(self, step: int, metrics) -> None:
+        self.pending.append((step, metrics))
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        logged_step, metrics = self.pending.pop()
+        metrics = jax.device_get(metrics)
+        # The step's `nonfinite` record rides along with its metrics.
+        _check_finite(metrics, self.ckpts)
+        metrics = {k: float(v) for k, v in metrics.items() if k != "nonfinite"}
+        now, window = time.perf_counter(), self.window
+        steps_per_sec = (logged_step - window["first"]) / max(now - window["start"], 1e-9)
+        window.update(start=now, first=logged_step)
+        metrics["train/steps_per_sec"] = steps_per_sec
+        examples = metrics.get("train/batch_size", self.batch_size)  # ramped, or fixed
+        metrics["train/examples_per_sec"] = steps_per_sec * examples
+        if "train/num_tokens" in metrics:
+            metrics["train/tokens_per_sec"] = steps_per_sec * metrics["train/num_tokens"]
+        self.writer.write(logged_step, metrics)
+        self.progress.show(metrics)
+        self.result.last_train_metrics = metrics
+
+    def write_eval(self, step: int, eval_metrics: dict) -> None:
+        if eval_metrics:
+            self.writer.write(step, eval_metrics)
+            self.progress.show(eval_metrics)
+            self.result.last_eval_metrics = eval_metrics

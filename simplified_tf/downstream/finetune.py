@@ -48,6 +48,7 @@ from simplified_tf.params import ModelFns, module_fns
 from simplified_tf.repro.runs import write_atomic
 from trainloop.checkpoint import restore_latest_params, structure_signature
 from trainloop.config_util import ConfigError, check_choice
+from trainloop.errors import Interrupted
 from trainloop.task import Task
 from trainloop.train import NonFiniteError, train_and_evaluate
 
@@ -59,10 +60,6 @@ MATCHING_MODEL_KEYS = (
     "kind", "block", "size", "vocab_size", "width", "num_layers", "num_heads", "d_ff", "max_len",
 )  # fmt: skip
 RUN_TIME_MODEL_KEYS = ("dropout", "dtype", "scan_layers", "remat", "attn_impl")
-
-
-class Interrupted(RuntimeError):
-    """A run was stopped by a signal; its checkpoint is saved and rerunning resumes it."""
 
 
 def suite_tasks(suite: str) -> tuple[str, ...]:

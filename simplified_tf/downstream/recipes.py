@@ -29,7 +29,7 @@ import ml_collections
 from simplified_tf.data import default_data_config
 from simplified_tf.downstream.code_suite import default_suite_config
 from simplified_tf.model_config import model_config
-from simplified_tf.params import frozen_rules, no_decay_rules
+from simplified_tf.recipes import set_adamw
 from trainloop.defaults import base_config
 
 SUITES = ("glue", "code")
@@ -84,15 +84,15 @@ def finetune_config(
     d.glue_dir = glue_dir  # folder of GLUE's TSV layout, or "hf:nyu-mll/glue" (.[hf] extra)
     d.code = default_suite_config()
 
-    o = c.optimizer
-    o.name = "adamw"
-    o.lr = lr or (CODE_LR if code else GLUE_LR)
-    o.b1, o.b2, o.eps = 0.9, 0.98, 1e-6
-    o.weight_decay = 0.0
-    o.clip_norm = 0.0
-    o.schedule = "warmup_cosine"
-    o.warmup_fraction = 0.1
-    o.end_lr_fraction = 0.0
-    o.no_decay = no_decay_rules(m)
-    o.frozen = frozen_rules(m)
+    set_adamw(
+        c,
+        lr=lr or (CODE_LR if code else GLUE_LR),
+        b2=0.98,
+        eps=1e-6,
+        weight_decay=0.0,
+        clip_norm=0.0,
+        schedule="warmup_cosine",
+        warmup_fraction=0.1,
+        end_lr_fraction=0.0,
+    )
     return c

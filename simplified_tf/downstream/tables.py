@@ -34,6 +34,7 @@ from simplified_tf.recipes import bert_config
 from simplified_tf.repro import provenance
 from simplified_tf.tasks import make_mlm_task
 from trainloop.config_util import ConfigError, check_choice
+from trainloop.errors import Interrupted
 from trainloop.train import NonFiniteError, train_and_evaluate
 
 BLOCKS = ("pre_ln", "parallel", "v_skipinit", "sas", "sas_p", "sas_p_nonorm")
@@ -69,7 +70,7 @@ def pretrain(
         try:
             result = train_and_evaluate(config, workdir, make_mlm_task(config))
             if result.interrupted:
-                raise finetune.Interrupted(
+                raise Interrupted(
                     f"Pretraining of {block} stopped by a signal at step {result.step}; its "
                     f"checkpoint is saved in {workdir}."
                 )

@@ -9,7 +9,7 @@ import json
 import os
 import shutil
 
-from simplified_tf.repro.runs import RESULT_FILE
+from simplified_tf.repro.runs import RunStore
 
 VERDICTS = ("reproduced", "contradicted", "inconclusive")
 
@@ -36,14 +36,13 @@ def collect(out_root: str, order: list[str]) -> list[dict]:
 def budget_text(out_root: str, outcomes: dict) -> str:
     """'3 seeds x 300 steps x 1,024 tokens' for each distinct budget of a figure's arms, read from
     the runs' result.json files under OUT/runs ('' where they are not there)."""
+    store = RunStore(os.path.join(out_root, "runs"))
     budgets = []
     for o in outcomes.values():
         run_ids = o.get("run_ids") or []
-        path = os.path.join(out_root, "runs", run_ids[0], RESULT_FILE) if run_ids else ""
-        if not path or not os.path.exists(path):
+        r = store.result_of(run_ids[0]) if run_ids else None
+        if r is None:
             continue
-        with open(path) as f:
-            r = json.load(f)
         text = f"{len(run_ids)} seeds x {r['steps']} steps x {r['tokens_per_step']:,} tokens"
         if text not in budgets:
             budgets.append(text)

@@ -134,7 +134,11 @@ class RunStore:
         return os.path.join(self.root, spec.run_id)
 
     def result(self, spec: RunSpec) -> dict | None:
-        path = os.path.join(self.workdir(spec), RESULT_FILE)
+        return self.result_of(spec.run_id)
+
+    def result_of(self, run_id: str) -> dict | None:
+        """The result.json of run `run_id`, or None if it has none (not finished yet)."""
+        path = os.path.join(self.root, run_id, RESULT_FILE)
         if not os.path.exists(path):
             return None
         with open(path) as f:
@@ -142,11 +146,8 @@ class RunStore:
 
     def train_seconds(self, run_id: str) -> float | None:
         """Seconds the run's training took (None if it has no result or did not record them)."""
-        path = os.path.join(self.root, run_id, RESULT_FILE)
-        if not os.path.exists(path):
-            return None
-        with open(path) as f:
-            seconds = json.load(f).get("train_seconds")
+        result = self.result_of(run_id)
+        seconds = None if result is None else result.get("train_seconds")
         return None if seconds is None else float(seconds)
 
     def ensure(self, spec: RunSpec) -> dict:

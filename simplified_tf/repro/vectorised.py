@@ -20,7 +20,7 @@ def per_run_step_seconds(spec: RunSpec, num_runs: int, *, steps: int = 5, warmup
     from simplified_tf.tasks import make_task_and_data
     from trainloop import mesh as mesh_lib
     from trainloop.optim import make_optimizer
-    from trainloop.train import make_init_state, make_train_step
+    from trainloop.step import make_init_state, make_train_step
 
     config = spec.config()
     task = make_task_and_data(config, spec.arm.kind)[0]

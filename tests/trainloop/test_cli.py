@@ -7,7 +7,7 @@ from absl import app
 
 from trainloop import cli, signals
 from trainloop.config_util import ConfigError, load_config
-from trainloop.errors import CheckpointError, NonFiniteError
+from trainloop.errors import CheckpointError, Interrupted, NonFiniteError
 
 
 def _write(path, text):
@@ -78,6 +78,11 @@ def test_load_config_passes_config_errors_of_get_config_through(tmp_path):
         ),
         (OSError(errno.EACCES, "Permission denied", "/w"), 74, "Check the permissions"),
         (KeyboardInterrupt(), 130, "stopped at once without saving"),
+        (
+            Interrupted("Fine-tuning in /w stopped by signal 15."),
+            130,
+            "Error: Fine-tuning in /w stopped by signal 15. Rerun the same command to resume.",
+        ),
     ],
 )
 def test_guard_turns_expected_failures_into_one_paragraph(capsys, exc, status, text):
@@ -121,3 +126,20 @@ def test_exit_if_interrupted(capsys):
         "Interrupted by SIGTERM (signal 15) at step 7; checkpoint saved in /w/checkpoints. "
         "Rerun the same command to resume.\n"
     )
+
+
+def test_prologue_rejects_positional_arguments_and_quiets_logging_unless_asked(monkeypatch):
+    from absl import flags, logging
+
+    monkeypatch.setattr(logging, "set_verbosity", lambda level: levels.append(level))
+    levels = []
+    with pytest.raises(app.UsageError, match=r"Unexpected arguments: \['extra'\]"):
+        cli.prologue(["prog", "extra"])
+    monkeypatch.setattr(flags.FLAGS["verbosity"], "present", 0)
+    cli.prologue(["prog"])
+    cli.prologue(["prog"], verbosity=logging.ERROR)
+    cli.prologue(["prog"], verbosity=None)
+    assert levels == [logging.WARNING, logging.ERROR]
+    monkeypatch.setattr(flags.FLAGS["verbosity"], "present", 1)  # -v given: left as asked
+    cli.prologue(["prog"])
+    assert levels == [logging.WARNING, logging.ERROR]

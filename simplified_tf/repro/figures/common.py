@@ -142,3 +142,52 @@ def comparison_section(
     ]
     data = dict(outcomes=report.outcome_json(outcomes), timing=timed, params=extra)
     return "\n".join(lines), data
+
+
+def timed_comparison(
+    ctx: Context, group: Group, outcomes: dict[str, ArmOutcome], *, title: str, stem: str
+) -> tuple[str, dict, dict[str, float]]:
+    """`comparison_section` against pre_ln with every arm's measured step time: (markdown, JSON,
+    seconds per step by arm) for the wall-clock claims."""
+    timed = step_seconds(ctx, group, outcomes)
+    seconds = {k: v["step_s"] for k, v in timed["arms"].items()}
+    section, data = comparison_section(
+        ctx, group, outcomes, baseline="pre_ln", title=title, stem=stem, timed=timed
+    )
+    return section, data, seconds
+
+
+def paired_claim(
+    outcomes: dict[str, ArmOutcome],
+    name: str,
+    baseline: str,
+    text: str,
+    paper: str,
+    expected: str,
+    suffix: str = "",
+) -> dict:
+    """The claim row comparing arm `name` with `baseline` by final eval loss, paired seed by seed
+    (`suffix` follows the difference), with both arms' means as its detail."""
+    d = stats.paired(outcomes[name].finals, outcomes[baseline].finals)
+    return report.claim(
+        text,
+        paper,
+        stats.fmt_diff(d) + suffix,
+        expected,
+        d["relation"],
+        detail=report.means_text(outcomes, name, baseline),
+    )
+
+
+def equal_time_claim(
+    outcomes: dict[str, ArmOutcome],
+    name: str,
+    baseline: str,
+    seconds: dict[str, float],
+    text: str,
+    paper: str,
+    expected: str,
+) -> dict:
+    """The claim row comparing arm `name` with `baseline` at equal wall-clock (`equal_time`)."""
+    d = equal_time(outcomes, name, baseline, seconds)
+    return report.claim(text, paper, stats.fmt_diff(d) + " at equal time", expected, d["relation"])

@@ -7,7 +7,12 @@ from __future__ import annotations
 import os
 
 from simplified_tf.repro import plots, report, stats
-from simplified_tf.repro.figures.common import Context, block_group, comparison_section
+from simplified_tf.repro.figures.common import (
+    Context,
+    block_group,
+    comparison_section,
+    paired_claim,
+)
 from simplified_tf.repro.protocol import Protocol
 
 NAME = "depth"
@@ -46,20 +51,12 @@ def report_figure(ctx: Context, outcomes_by_group: dict):
             f"| {b} | {stats.fmt_pm(*shallow[b].mean_std)} | {stats.fmt_pm(*deep[b].mean_std)} | "
             f"{stats.fmt_diff(d)} |"
         )
-    for b in ("sas", "sas_p", "sas_p_nonorm"):
-        if b not in blocks:
-            continue
-        d = stats.paired(deep[b].finals, deep["pre_ln"].finals)
-        claims.append(
-            report.claim(
-                f"{b} tracks pre_ln at {l_big} layers (Fig. 6)",
-                "level",
-                stats.fmt_diff(d),
-                "not_worse",
-                d["relation"],
-                detail=report.means_text(deep, b, "pre_ln"),
-            )
-        )
+    claims += [
+        paired_claim(deep, b, "pre_ln", f"{b} tracks pre_ln at {l_big} layers (Fig. 6)", "level",
+                     "not_worse")
+        for b in ("sas", "sas_p", "sas_p_nonorm")
+        if b in blocks
+    ]  # fmt: skip
     bars = plots.grouped_bars(
         list(blocks),
         {f"{n} layers": [o[b].mean_std for b in blocks] for n, o in zip(

@@ -14,8 +14,8 @@ import os
 import numpy as np
 
 from simplified_tf.repro import plots, report, stats
-from simplified_tf.repro.experiment import Group
-from simplified_tf.repro.figures.common import Context, comparison_section
+from simplified_tf.repro.experiment import ArmOutcome, Group
+from simplified_tf.repro.figures.common import Context, comparison_section, paired_claim
 from simplified_tf.repro.protocol import Protocol
 from simplified_tf.repro.runs import Arm
 
@@ -31,6 +31,7 @@ TRAINABLE_VP = (
     ("reparam_beta", BETA_INIT),
     ("reparam_train", True),
 )
+TRAINABLE_ARMS = ("trainable_vp", "trainable_vp_skip")
 
 
 def groups(p: Protocol):
@@ -70,12 +71,32 @@ def _mean_change(per_seed: list[dict[int, float]], layers) -> list[float]:
 def report_figure(ctx: Context, outcomes_by_group: dict):
     group = groups(ctx.protocol)[0]
     outcomes = outcomes_by_group[group.key]
+    claims = gains_claims(outcomes)
+    pngs = [ratio_plot(ctx, name, outcomes[name]) for name in TRAINABLE_ARMS]
+    section, data = comparison_section(
+        ctx, group, outcomes, baseline="sas", title="Trainable V/P gains", stem="gains"
+    )
+    images = "\n\n".join(f"![]({os.path.basename(p)})" for p in pngs)
+    body = (
+        f"Ratios at the end of training, mean ± std over seeds (init {BETA_INIT}):\n\n"
+        + "\n".join(final_ratio_table(outcomes)) + f"\n\n{images}\n\n{section}"
+    )  # fmt: skip
+    data["final_ratios"] = {
+        name: dict(v=final_ratios(outcomes[name], "v"), p=final_ratios(outcomes[name], "p"))
+        for name in TRAINABLE_ARMS
+    }
+    return body, data, claims
+
+
+def gains_claims(outcomes: dict) -> list[dict]:
+    """The ratios fall (V in layers >= 1, P everywhere) but layer 0's V stays higher, not with an
+    attention skip, and the trainable gains end slightly above SAS's fixed identities."""
     hl = report.HIGHER_LOWER
-    claims = []
     vp = outcomes["trainable_vp"]
     v_final, p_final = final_ratios(vp, "v"), final_ratios(vp, "p")
     layers = sorted(v_final[0])
     zeros = [0.0] * len(v_final)
+    claims = []
     d = stats.paired(_mean_change(v_final, layers[1:]), zeros)
     claims.append(report.claim(
         "beta_V/alpha_V falls in layers >= 1 (Figs. 4, 16)", "falls towards 0",
@@ -93,58 +114,49 @@ def report_figure(ctx: Context, outcomes_by_group: dict):
         "layer 0's beta_V/alpha_V stays above the other layers' (Fig. 4)", "higher",
         stats.fmt_diff(d) + " (layer 0 - mean of layers >= 1)", "worse", d["relation"], hl,
     ))  # fmt: skip
-    skip = outcomes["trainable_vp_skip"]
-    sv = final_ratios(skip, "v")
-    d = stats.paired(_mean_change(sv, layers[1:]), zeros)
+    d = stats.paired(
+        _mean_change(final_ratios(outcomes["trainable_vp_skip"], "v"), layers[1:]), zeros
+    )
     claims.append(report.claim(
         "with an attention skip, beta_V/alpha_V does not fall (Fig. 22)", "no fall",
         stats.fmt_diff(d) + " (final - init, layers >= 1)", "not_better", d["relation"], hl,
     ))  # fmt: skip
-    d = stats.paired(vp.finals, outcomes["sas"].finals)
-    claims.append(report.claim(
+    claims.append(paired_claim(
+        outcomes, "trainable_vp", "sas",
         "trainable V/P ends slightly above fixed identities (SAS) (Sec. 4.2: 1.194 vs 1.178)",
-        "higher", stats.fmt_diff(d) + " vs sas", "worse", d["relation"],
-        detail=report.means_text(outcomes, "trainable_vp", "sas"),
+        "higher", "worse", suffix=" vs sas",
     ))  # fmt: skip
+    return claims
 
-    pngs = []
-    for name in ("trainable_vp", "trainable_vp_skip"):
-        o = outcomes[name]
-        panels = {}
-        for which, label in (("v", "beta_V / alpha_V"), ("p", "beta_P / alpha_P")):
-            per_seed = [ratio_series(r, which) for r in o.results]
-            steps = [0] + list(o.results[0]["curve"]["step"])
-            lines = {}
-            for layer in per_seed[0]:
-                mean = np.mean([s[layer] for s in per_seed], axis=0)
-                lines[f"layer {layer}"] = (steps, [BETA_INIT] + list(mean))
-            panels[label] = lines
-        pngs.append(
-            plots.trajectories(
-                panels, ctx.path(f"gains_{name}.png"),
-                title=f"{name}: |beta/alpha| per layer (mean over {len(o.results)} seeds; "
-                f"init {BETA_INIT})",
-                ylabel="|beta / alpha|", reference=BETA_INIT,
-            )
-        )  # fmt: skip
+
+def ratio_plot(ctx: Context, name: str, o: ArmOutcome) -> str:
+    """PNG of arm `name`'s |beta/alpha| per layer over training (V and P panels, seed mean)."""
+    panels = {}
+    for which, label in (("v", "beta_V / alpha_V"), ("p", "beta_P / alpha_P")):
+        per_seed = [ratio_series(r, which) for r in o.results]
+        steps = [0] + list(o.results[0]["curve"]["step"])
+        lines = {}
+        for layer in per_seed[0]:
+            mean = np.mean([s[layer] for s in per_seed], axis=0)
+            lines[f"layer {layer}"] = (steps, [BETA_INIT] + list(mean))
+        panels[label] = lines
+    return plots.trajectories(
+        panels, ctx.path(f"gains_{name}.png"),
+        title=f"{name}: |beta/alpha| per layer (mean over {len(o.results)} seeds; "
+        f"init {BETA_INIT})",
+        ylabel="|beta / alpha|", reference=BETA_INIT,
+    )  # fmt: skip
+
+
+def final_ratio_table(outcomes: dict) -> list[str]:
+    """Markdown rows: each trainable arm's final ratios per layer (mean ± std over seeds)."""
+    layers = sorted(final_ratios(outcomes["trainable_vp"], "v")[0])
     table = ["| arm | layer | final beta_V/alpha_V | final beta_P/alpha_P |", "|---|---|---|---|"]
-    for name in ("trainable_vp", "trainable_vp_skip"):
+    for name in TRAINABLE_ARMS:
         fv, fp = final_ratios(outcomes[name], "v"), final_ratios(outcomes[name], "p")
         for layer in layers:
             table.append(
                 f"| {name} | {layer} | {stats.fmt_pm(*stats.mean_std([s[layer] for s in fv]))} | "
                 f"{stats.fmt_pm(*stats.mean_std([s[layer] for s in fp]))} |"
             )
-    section, data = comparison_section(
-        ctx, group, outcomes, baseline="sas", title="Trainable V/P gains", stem="gains"
-    )
-    images = "\n\n".join(f"![]({os.path.basename(p)})" for p in pngs)
-    body = (
-        f"Ratios at the end of training, mean ± std over seeds (init {BETA_INIT}):\n\n"
-        + "\n".join(table) + f"\n\n{images}\n\n{section}"
-    )  # fmt: skip
-    data["final_ratios"] = {
-        name: dict(v=final_ratios(outcomes[name], "v"), p=final_ratios(outcomes[name], "p"))
-        for name in ("trainable_vp", "trainable_vp_skip")
-    }
-    return body, data, claims
+    return table

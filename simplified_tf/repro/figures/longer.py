@@ -6,8 +6,12 @@ are shared when both figures run), then every seed trains for 3x the steps at th
 
 from __future__ import annotations
 
-from simplified_tf.repro import report, stats
-from simplified_tf.repro.figures.common import Context, block_group, comparison_section
+from simplified_tf.repro.figures.common import (
+    Context,
+    block_group,
+    comparison_section,
+    paired_claim,
+)
 from simplified_tf.repro.protocol import Protocol
 
 NAME = "longer"
@@ -31,18 +35,15 @@ def report_figure(ctx: Context, outcomes_by_group: dict):
         ctx, group, outcomes, baseline="pre_ln",
         title=f"Decoder, {group.steps} steps ({ctx.protocol.longer_factor}x)", stem="longer",
     )  # fmt: skip
-    claims = []
-    for name in ("sas", "sas_p"):
-        p = stats.paired(outcomes[name].finals, outcomes["pre_ln"].finals)
-        claims.append(
-            report.claim(
-                f"{name} matches or beats pre_ln with {ctx.protocol.longer_factor}x the tokens "
-                "(Fig. 8)",
-                "level or better",
-                stats.fmt_diff(p),
-                "not_worse",
-                p["relation"],
-                detail=report.means_text(outcomes, name, "pre_ln"),
-            )
+    claims = [
+        paired_claim(
+            outcomes,
+            name,
+            "pre_ln",
+            f"{name} matches or beats pre_ln with {ctx.protocol.longer_factor}x the tokens (Fig. 8)",
+            "level or better",
+            "not_worse",
         )
+        for name in ("sas", "sas_p")
+    ]
     return section, data, claims

@@ -6,13 +6,12 @@ norm-free SAS-P slightly behind per step, and V-SkipInit clearly behind even at 
 
 from __future__ import annotations
 
-from simplified_tf.repro import report, stats
 from simplified_tf.repro.figures.common import (
     Context,
     block_group,
-    comparison_section,
-    equal_time,
-    step_seconds,
+    equal_time_claim,
+    paired_claim,
+    timed_comparison,
 )
 from simplified_tf.repro.protocol import ALL_BLOCKS, Protocol
 
@@ -25,87 +24,39 @@ def groups(p: Protocol):
 
 
 def claims_for(outcomes, seconds) -> list[dict]:
-    def rel(name, base="pre_ln"):
-        return stats.paired(outcomes[name].finals, outcomes[base].finals)
-
-    out = []
-    for name in ("sas", "sas_p"):
-        p = rel(name)
-        out.append(
-            report.claim(
-                f"{name} matches pre_ln per step (Figs. 5, 26)",
-                "level (CodeParrot: 1.18 vs 1.15)",
-                stats.fmt_diff(p),
-                "not_worse",
-                p["relation"],
-                detail=report.means_text(outcomes, name, "pre_ln"),
-            )
-        )
-    p = rel("parallel")
-    out.append(
-        report.claim(
-            "parallel and pre_ln level per step (the two baselines)",
-            "level",
-            stats.fmt_diff(p),
-            "level",
-            p["relation"],
-            detail=report.means_text(outcomes, "parallel", "pre_ln"),
-        )
-    )
-    p = rel("v_skipinit")
-    out.append(
-        report.claim(
-            "v_skipinit clearly behind pre_ln, even at its best LR (Figs. 2, 5)",
-            "clearly worse",
-            stats.fmt_diff(p),
-            "worse",
-            p["relation"],
-            detail=report.means_text(outcomes, "v_skipinit", "pre_ln"),
-        )
-    )
-    p = rel("sas_p_nonorm", "sas_p")
-    out.append(
-        report.claim(
-            "sas_p_nonorm slightly behind sas_p per step (Fig. 5)",
-            "slightly worse",
-            stats.fmt_diff(p) + " vs sas_p",
-            "worse",
-            p["relation"],
-            detail=report.means_text(outcomes, "sas_p_nonorm", "sas_p"),
-        )
-    )
-    for name in ("sas", "sas_p"):
-        p = equal_time(outcomes, name, "pre_ln", seconds)
-        out.append(
-            report.claim(
-                f"{name} ahead of pre_ln at equal wall-clock (Figs. 5, 26)",
-                "better",
-                stats.fmt_diff(p) + " at equal time",
-                "better",
-                p["relation"],
-            )
-        )
-    p = equal_time(outcomes, "sas_p_nonorm", "pre_ln", seconds)
-    out.append(
-        report.claim(
-            "sas_p_nonorm roughly level with pre_ln against runtime (Fig. 5)",
-            "level",
-            stats.fmt_diff(p) + " at equal time",
-            "level",
-            p["relation"],
-        )
-    )
-    return out
+    """Per step: sas and sas_p level with pre_ln, parallel level, v_skipinit behind, sas_p_nonorm
+    behind sas_p; at equal wall-clock: sas and sas_p ahead, sas_p_nonorm level."""
+    per_step = [
+        paired_claim(outcomes, name, "pre_ln", f"{name} matches pre_ln per step (Figs. 5, 26)",
+                     "level (CodeParrot: 1.18 vs 1.15)", "not_worse")
+        for name in ("sas", "sas_p")
+    ] + [
+        paired_claim(outcomes, "parallel", "pre_ln",
+                     "parallel and pre_ln level per step (the two baselines)", "level", "level"),
+        paired_claim(outcomes, "v_skipinit", "pre_ln",
+                     "v_skipinit clearly behind pre_ln, even at its best LR (Figs. 2, 5)",
+                     "clearly worse", "worse"),
+        paired_claim(outcomes, "sas_p_nonorm", "sas_p",
+                     "sas_p_nonorm slightly behind sas_p per step (Fig. 5)", "slightly worse",
+                     "worse", suffix=" vs sas_p"),
+    ]  # fmt: skip
+    per_time = [
+        equal_time_claim(outcomes, name, "pre_ln", seconds,
+                         f"{name} ahead of pre_ln at equal wall-clock (Figs. 5, 26)", "better",
+                         "better")
+        for name in ("sas", "sas_p")
+    ] + [
+        equal_time_claim(outcomes, "sas_p_nonorm", "pre_ln", seconds,
+                         "sas_p_nonorm roughly level with pre_ln against runtime (Fig. 5)",
+                         "level", "level"),
+    ]  # fmt: skip
+    return per_step + per_time
 
 
 def report_figure(ctx: Context, outcomes_by_group: dict):
     group = groups(ctx.protocol)[0]
     outcomes = outcomes_by_group[group.key]
-    timed = step_seconds(ctx, group, outcomes)
-    seconds = {k: v["step_s"] for k, v in timed["arms"].items()}
-    section, data = comparison_section(
-        ctx, group, outcomes, baseline="pre_ln", title="Decoder, six blocks", stem="parity",
-        timed=timed,
-    )  # fmt: skip
-    claims = claims_for(outcomes, seconds)
-    return section, data, claims
+    section, data, seconds = timed_comparison(
+        ctx, group, outcomes, title="Decoder, six blocks", stem="parity"
+    )
+    return section, data, claims_for(outcomes, seconds)

@@ -11,9 +11,8 @@ recipe at this budget; if neither does, it is a property of the sequential block
 
 from __future__ import annotations
 
-from simplified_tf.repro import report, stats
 from simplified_tf.repro.experiment import Group
-from simplified_tf.repro.figures.common import Context, comparison_section
+from simplified_tf.repro.figures.common import Context, comparison_section, paired_claim
 from simplified_tf.repro.protocol import Protocol
 from simplified_tf.repro.runs import Arm
 
@@ -41,31 +40,22 @@ def report_figure(ctx: Context, outcomes_by_group: dict):
     outcomes = outcomes_by_group[group.key]
     claims = []
     for suffix in VARIANTS:
-        pre, par = f"pre_ln{suffix}", f"parallel{suffix}"
-        d = stats.paired(outcomes[par].finals, outcomes[pre].finals)
         recipe = "the paper's recipe" if not suffix else suffix.strip("_").replace("_", " ")
         claims.append(
-            report.claim(
-                f"parallel and pre_ln level with {recipe}",
-                "level (the paper's baselines)",
-                stats.fmt_diff(d) + " (parallel - pre_ln)",
-                "level",
-                d["relation"],
-                detail=report.means_text(outcomes, par, pre),
+            paired_claim(
+                outcomes, f"parallel{suffix}", f"pre_ln{suffix}",
+                f"parallel and pre_ln level with {recipe}", "level (the paper's baselines)",
+                "level", suffix=" (parallel - pre_ln)",
             )
-        )
+        )  # fmt: skip
     for suffix in list(VARIANTS)[1:]:
-        d = stats.paired(outcomes[f"pre_ln{suffix}"].finals, outcomes["pre_ln"].finals)
         claims.append(
-            report.claim(
-                f"pre_ln improves with {suffix.strip('_').replace('_', ' ')}",
-                "— (diagnostic)",
-                stats.fmt_diff(d) + " vs the paper's recipe",
-                "better",
-                d["relation"],
-                detail=report.means_text(outcomes, f"pre_ln{suffix}", "pre_ln"),
+            paired_claim(
+                outcomes, f"pre_ln{suffix}", "pre_ln",
+                f"pre_ln improves with {suffix.strip('_').replace('_', ' ')}", "— (diagnostic)",
+                "better", suffix=" vs the paper's recipe",
             )
-        )
+        )  # fmt: skip
     section, data = comparison_section(
         ctx, group, outcomes, baseline="pre_ln", title="Pre-LN vs parallel, recipe variants",
         stem="prenorm_gap",

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 
-from simplified_tf.repro import plots, report, stats
+from simplified_tf.repro import plots
 from simplified_tf.repro.experiment import Group
-from simplified_tf.repro.figures.common import Context, comparison_section
+from simplified_tf.repro.figures.common import Context, comparison_section, paired_claim
 from simplified_tf.repro.protocol import Protocol
 from simplified_tf.repro.runs import Arm
 
@@ -57,45 +57,27 @@ def report_figure(ctx: Context, outcomes_by_group: dict):
     group = groups(p)[0]
     outcomes = outcomes_by_group[group.key]
     betas = p.reparam_betas
-    claims = []
-    for beta in betas:
-        d = stats.paired(
-            outcomes[arm_name("identity", beta)].finals, outcomes[arm_name("orth", beta)].finals
-        )
-        claims.append(
-            report.claim(
-                f"identity W_init beats orthogonal at beta={beta:g} (Fig. 3)",
-                "identity lower",
-                stats.fmt_diff(d) + " (identity - orth)",
-                "better",
-                d["relation"],
-                detail=report.means_text(
-                    outcomes, arm_name("identity", beta), arm_name("orth", beta)
-                ),
-            )
-        )
+    claims = [
+        paired_claim(outcomes, arm_name("identity", beta), arm_name("orth", beta),
+                     f"identity W_init beats orthogonal at beta={beta:g} (Fig. 3)",
+                     "identity lower", "better", suffix=" (identity - orth)")
+        for beta in betas
+    ]  # fmt: skip
     lo, hi = min(betas), max(betas)
-    for init in INITS:
-        d = stats.paired(outcomes[arm_name(init, lo)].finals, outcomes[arm_name(init, hi)].finals)
-        claims.append(
-            report.claim(
-                f"a smaller fixed beta is better ({init}: beta={lo:g} vs {hi:g}, Fig. 3)",
-                "smaller beta lower",
-                stats.fmt_diff(d) + f" (beta {lo:g} - {hi:g})",
-                "better",
-                d["relation"],
-                detail=report.means_text(outcomes, arm_name(init, lo), arm_name(init, hi)),
-            )
-        )
-    d = stats.paired(outcomes[arm_name("identity", 0.0)].finals, outcomes["pre_ln"].finals)
+    claims += [
+        paired_claim(outcomes, arm_name(init, lo), arm_name(init, hi),
+                     f"a smaller fixed beta is better ({init}: beta={lo:g} vs {hi:g}, Fig. 3)",
+                     "smaller beta lower", "better", suffix=f" (beta {lo:g} - {hi:g})")
+        for init in INITS
+    ]  # fmt: skip
     claims.append(
-        report.claim(
+        paired_claim(
+            outcomes,
+            arm_name("identity", 0.0),
+            "pre_ln",
             "identity W_init with beta=0 (= SAS) nearly matches pre_ln (Fig. 3)",
             "close (about 1.18 vs 1.15)",
-            stats.fmt_diff(d),
             "not_worse",
-            d["relation"],
-            detail=report.means_text(outcomes, arm_name("identity", 0.0), "pre_ln"),
         )
     )
     bars = plots.grouped_bars(

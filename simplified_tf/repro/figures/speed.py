@@ -51,75 +51,98 @@ def report_figure(ctx: Context, outcomes_by_group: dict):
     claims, sections, data = [], [], {}
     claimed = (f"decoder {p.size}", f"bert {p.size}")  # the deep setting is reported, not judged
     for setting, (kind, model) in settings(p).items():
-        specs = {
-            b: RunSpec(Arm(b, b, kind, p.size, tuple(sorted(model.items()))), 1e-3, 0, p.steps,
-                       p.eval_every, p.data)
-            for b in ALL_BLOCKS
-        }  # fmt: skip
-        key = setting.replace(" ", "_").replace(",", "")
-        timed = timing.cached(
-            ctx.path(f"timing_{key}.json"), specs, refresh=ctx.retime,
-            rounds=p.timing_rounds, steps=p.timing_steps,
-        )  # fmt: skip
-        base = per_round(timed["arms"]["pre_ln"]["samples"], p.timing_rounds)
-        rows = [
-            "| block | step time (ms) | tokens/s | throughput / pre_ln, per round (mean ± std) | "
-            "paper (Table 1) |",
-            "|---|---|---|---|---|",
-        ]
-        for b in ALL_BLOCKS:
-            arm = timed["arms"][b]
-            rounds = per_round(arm["samples"], p.timing_rounds)
-            ratio = [pb / r for pb, r in zip(base, rounds, strict=True)]
-            rows.append(
-                f"| {b} | {1e3 * arm['step_s']:.1f} | {arm['tokens_per_step'] / arm['step_s']:,.0f} "
-                f"| {stats.fmt_pm(*stats.mean_std(ratio))} | {PAPER_SPEED[b]:.2f} |"
-            )
-            d = stats.paired(rounds, base)  # step times: "better" = faster than pre_ln
-            if b in EXPECTED and setting in claimed:
-                claims.append(report.claim(
-                    f"{b} {SPEED_WORDS[EXPECTED[b]]} than pre_ln ({setting})",
-                    f"{PAPER_SPEED[b]:.2f}x", stats.fmt_pm(*stats.mean_std(ratio)) + "x",
-                    EXPECTED[b], d["relation"], SPEED_WORDS,
-                ))  # fmt: skip
-            if b == "sas_p" and setting in claimed:
-                # Not clearly below the paper's ratio counts only once a speed-up over pre_ln is
-                # established; a ratio too noisy to tell 1.0 from the paper's is no evidence.
-                gap = stats.paired([PAPER_SPEED[b]] * len(ratio), ratio)
-                faster = d["relation"] == "better"
-                claims.append(report.claim(
-                    f"sas_p reaches the paper's {PAPER_SPEED[b]:.2f}x throughput ({setting})",
-                    f"{PAPER_SPEED[b]:.2f}x", stats.fmt_pm(*stats.mean_std(ratio)) + "x",
-                    "not_worse", gap["relation"] if faster else "unknown",
-                    {"worse": "below", "better": "above"},
-                ))  # fmt: skip
-        sections += [
-            f"### {setting}",
-            "",
-            f"{p.timing_rounds} interleaved rounds x {p.timing_steps} steps after warm-up; load "
-            f"average {timed['loadavg_before'][0]:.2f} before, {timed['loadavg_after'][0]:.2f} "
-            "after.",
-            "",
-            *rows,
-            "",
-        ]
-        data[setting] = timed
+        lines, data[setting], judged = throughput_section(ctx, setting, kind, model, claimed)
+        sections += lines
+        claims += judged
+    lines, counts, bert_counts, size_claim = params_section()
+    sections += lines
+    claims.append(size_claim)
+    lines, vec = vectorised_section(ctx)
+    sections += lines
+    data.update(params=counts, bert_params=bert_counts, vectorised=vec)
+    return "\n".join(sections), data, claims
 
+
+def throughput_section(ctx: Context, setting: str, kind: str, model: dict, claimed: tuple):
+    """(markdown lines, timing, claims) of one setting: every block's step time, tokens/s and
+    throughput relative to pre_ln per timing round; claims only for a `claimed` setting."""
+    p = ctx.protocol
+    specs = {
+        b: RunSpec(Arm(b, b, kind, p.size, tuple(sorted(model.items()))), 1e-3, 0, p.steps,
+                   p.eval_every, p.data)
+        for b in ALL_BLOCKS
+    }  # fmt: skip
+    key = setting.replace(" ", "_").replace(",", "")
+    timed = timing.cached(
+        ctx.path(f"timing_{key}.json"), specs, refresh=ctx.retime,
+        rounds=p.timing_rounds, steps=p.timing_steps,
+    )  # fmt: skip
+    base = per_round(timed["arms"]["pre_ln"]["samples"], p.timing_rounds)
+    rows = [
+        "| block | step time (ms) | tokens/s | throughput / pre_ln, per round (mean ± std) | "
+        "paper (Table 1) |",
+        "|---|---|---|---|---|",
+    ]
+    claims = []
+    for b in ALL_BLOCKS:
+        arm = timed["arms"][b]
+        rounds = per_round(arm["samples"], p.timing_rounds)
+        ratio = [pb / r for pb, r in zip(base, rounds, strict=True)]
+        rows.append(
+            f"| {b} | {1e3 * arm['step_s']:.1f} | {arm['tokens_per_step'] / arm['step_s']:,.0f} "
+            f"| {stats.fmt_pm(*stats.mean_std(ratio))} | {PAPER_SPEED[b]:.2f} |"
+        )
+        if setting in claimed:
+            claims += speed_claims(b, setting, rounds, base, ratio)
+    lines = [
+        f"### {setting}",
+        "",
+        f"{p.timing_rounds} interleaved rounds x {p.timing_steps} steps after warm-up; load "
+        f"average {timed['loadavg_before'][0]:.2f} before, {timed['loadavg_after'][0]:.2f} after.",
+        "",
+        *rows,
+        "",
+    ]
+    return lines, timed, claims
+
+
+def speed_claims(b: str, setting: str, rounds: list, base: list, ratio: list) -> list[dict]:
+    """Block `b`'s claims in one setting: faster (or slower) than pre_ln by its per-round step
+    times, and for sas_p, reaching the paper's throughput ratio."""
+    out = []
+    d = stats.paired(rounds, base)  # step times: "better" = faster than pre_ln
+    measured = stats.fmt_pm(*stats.mean_std(ratio)) + "x"
+    if b in EXPECTED:
+        out.append(report.claim(
+            f"{b} {SPEED_WORDS[EXPECTED[b]]} than pre_ln ({setting})", f"{PAPER_SPEED[b]:.2f}x",
+            measured, EXPECTED[b], d["relation"], SPEED_WORDS,
+        ))  # fmt: skip
+    if b == "sas_p":
+        # Not clearly below the paper's ratio counts only once a speed-up over pre_ln is
+        # established; a ratio too noisy to tell 1.0 from the paper's is no evidence.
+        gap = stats.paired([PAPER_SPEED[b]] * len(ratio), ratio)
+        faster = d["relation"] == "better"
+        out.append(report.claim(
+            f"sas_p reaches the paper's {PAPER_SPEED[b]:.2f}x throughput ({setting})",
+            f"{PAPER_SPEED[b]:.2f}x", measured, "not_worse",
+            gap["relation"] if faster else "unknown", {"worse": "below", "better": "above"},
+        ))  # fmt: skip
+    return out
+
+
+def params_section():
+    """(markdown lines, decoder counts, BERT counts, claim): exact parameter counts of every block
+    at the paper's sizes, and the Sec. 4.2 claim on the CodeParrot model's size."""
     counts = {b: count_params(pretrain_config("decoder", b, "paper").model) for b in ALL_BLOCKS}
     bert_counts = {b: count_params(pretrain_config("bert", b, "paper").model) for b in ALL_BLOCKS}
     fewer = 1 - counts["sas_p"]["total_excl_gains"] / counts["pre_ln"]["total_excl_gains"]
-    claims.append(
-        report.claim(
-            "the CodeParrot model has 167M (pre_ln) vs 146M (sas) parameters (Sec. 4.2)",
-            "167M / 146M",
-            f"{counts['pre_ln']['total_excl_gains'] / 1e6:.2f}M / "
-            f"{counts['sas']['total_excl_gains'] / 1e6:.2f}M",
-            "level",
-            "level"
-            if round(counts["pre_ln"]["total_excl_gains"] / 1e6) == 167
-            and round(counts["sas"]["total_excl_gains"] / 1e6) == 146
-            else "worse",
-        )
+    millions = {b: counts[b]["total_excl_gains"] / 1e6 for b in ("pre_ln", "sas")}
+    size_claim = report.claim(
+        "the CodeParrot model has 167M (pre_ln) vs 146M (sas) parameters (Sec. 4.2)",
+        "167M / 146M",
+        f"{millions['pre_ln']:.2f}M / {millions['sas']:.2f}M",
+        "level",
+        "level" if round(millions["pre_ln"]) == 167 and round(millions["sas"]) == 146 else "worse",
     )
     table = [
         "| block | decoder, paper size (excl. gains) | gains | BERT, paper size |",
@@ -130,7 +153,7 @@ def report_figure(ctx: Context, outcomes_by_group: dict):
             f"| {b} | {counts[b]['total_excl_gains']:,} | {counts[b]['gains']:,} | "
             f"{bert_counts[b]['total']:,} |"
         )
-    sections += [
+    lines = [
         "### Parameters at the paper's sizes (exact, from the model definitions)",
         "",
         *table,
@@ -139,12 +162,17 @@ def report_figure(ctx: Context, outcomes_by_group: dict):
         "alone shrink by 1/6 at d_ff = 4d.",
         "",
     ]
+    return lines, counts, bert_counts, size_claim
 
+
+def vectorised_section(ctx: Context):
+    """(markdown lines, measurement): several seeds vmapped into one program vs run one by one."""
+    p = ctx.protocol
     spec = RunSpec(Arm("pre_ln", "pre_ln", "decoder", p.size), 1e-3, 0, p.steps, p.eval_every,
                    p.data)  # fmt: skip
     vec = vectorised.measure(spec, len(p.seeds), rounds=3, steps=p.timing_steps)
     verdict = "faster" if vec["ratio_median"] > 1.05 else "not faster"
-    sections += [
+    lines = [
         "### One program over several runs (vmap) vs runs in sequence",
         "",
         f"pre_ln, decoder {p.size}: {len(p.seeds)} runs vmapped into one program take "
@@ -155,5 +183,4 @@ def report_figure(ctx: Context, outcomes_by_group: dict):
         "run on this machine, so the figures run their seeds and learning rates one after "
         "another (each run then also resumes and is reused on its own).",
     ]
-    data.update(params=counts, bert_params=bert_counts, vectorised=vec)
-    return "\n".join(sections), data, claims
+    return lines, vec
