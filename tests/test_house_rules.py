@@ -56,3 +56,11 @@ def test_no_library_function_is_over_the_line_limit():
         if n > MAX_FUNCTION_LINES
     ]
     assert not too_long, f"Functions over {MAX_FUNCTION_LINES} lines: " + "; ".join(too_long)
+
+
+def test_every_library_folder_is_a_package_the_wheel_includes():
+    """pyproject finds packages by `__init__.py`: a library folder of modules without one would be
+    left out of a (non-editable) install."""
+    folders = {str(pathlib.Path(p).parent) for p in _python_files() if p.startswith(LIBRARY)}
+    missing = sorted(f for f in folders if not (ROOT / f / "__init__.py").is_file())
+    assert not missing, f"Library folders without __init__.py: {missing}"
