@@ -38,7 +38,7 @@ _ROOT = _HERE.parent
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != str(_HERE)]
 sys.path.insert(0, str(_ROOT))
 
-from benchmarks.machine import cpu_model, load_average, versions  # noqa: E402
+from benchmarks.machine import cpu_model, git_commit, load_average, versions  # noqa: E402
 
 _IDENTIFIER = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
 _KEEP = set(keyword.kwlist) | set(keyword.softkwlist) | set(dir(__builtins__))
@@ -190,10 +190,9 @@ def main():
     if len(sizes) < 2 or sizes[0] <= 0:
         parser.error(f"--sizes_mb={args.sizes_mb!r}: give at least two positive sizes in MB")
     os.chdir(_ROOT)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     out = dict(
         command="python benchmarks/host_memory.py " + " ".join(sys.argv[1:]),
-        commit=commit.stdout.strip() or "unknown",
+        commit=git_commit(str(_ROOT)),
         date=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         cpu=cpu_model(),
         config=args.config,

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from simplified_tf.repro.provenance import cpu_model  # one reader of /proc/cpuinfo
+from simplified_tf.repro.provenance import cpu_model, git_commit  # one reader of /proc/cpuinfo
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy", "torch", "transformers")
 
@@ -52,6 +52,7 @@ def machine_info() -> dict:
         num_devices=len(devices),
         versions=versions(),
         date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        commit=git_commit(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
     )
 
 

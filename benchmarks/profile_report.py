@@ -105,7 +105,8 @@ def render(prof: dict, bench: dict | None) -> str:
         f"median over {prof['rounds']} traced steps (round-robin over the configs).",
         "",
         f"- Machine: {m['cpu']}, {m['cores']} cores; jax {v.get('jax')}, torch {v.get('torch')}, "
-        f"transformers {v.get('transformers')}; {m['date']}; wall {prof['wall_time_s']:.0f} s",
+        f"transformers {v.get('transformers')}; {m['date']}; commit {m.get('commit', 'unknown')}; "
+        f"wall {prof['wall_time_s']:.0f} s",
         f"- Load average before {prof['load_average_before']}, after {prof['load_average_after']}",
         "- Host allocator: glibc keeps freed memory mapped (trainloop/host_alloc.py), as in "
         "`make bench`",

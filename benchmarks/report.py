@@ -235,7 +235,8 @@ def render(results: dict) -> str:
         "## Machine and run",
         "",
         f"- Command: `{results['command']}` (mode `{results['mode']}`), wall time "
-        f"{results.get('wall_time_s', 0):.0f} s, date {mach['date']}",
+        f"{results.get('wall_time_s', 0):.0f} s, date {mach['date']}, commit "
+        f"{mach.get('commit', 'unknown')}",
         f"- CPU: {mach['cpu']}, {mach['cores']} cores; JAX platform {mach['platform']} "
         f"({mach['num_devices']} device(s))",
         f"- Load average (1/5/15 min) before: {results['load_average_before']}, after: "
