@@ -124,8 +124,9 @@ def render_section(main: dict, timings: list[dict], png_dir: str) -> str:
         "",
         f"    {cmd}",
         "",
-        f"at commit {m['commit']}, on a {m['cores']}-core {m['cpu']} shared with other jobs (run at "
-        f"nice {m['nice']}; 1-min load average {_load(main)}), wall time {main['seconds'] / 3600:.2f} h. "
+        f"at commit {m['commit']}, on a {m['cores']}-core {m['cpu']} (run at nice {m['nice']}; 1-min "
+        f"load average {_load(main)}, which says whether other jobs shared the cores), wall time "
+        f"{main['seconds'] / 3600:.2f} h. "
         "Runs are deterministic: rerunning one figure (`--figure=<name>`) reproduces its numbers.",
         "",
         "Setup (Ahn et al. 2024, Sections 2-3, and the authors' code): d=5; the linear Transformer "

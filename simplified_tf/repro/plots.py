@@ -41,6 +41,15 @@ def _finish(fig, path: str) -> None:
     _plt().close(fig)
 
 
+def _finish_single(fig, ax, title: str, path: str) -> str:
+    """Legend and title of a one-panel figure, then saved to `path` (returned)."""
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    _finish(fig, path)
+    return path
+
+
 def curves(
     outcomes: dict[str, ArmOutcome],
     path: str,
@@ -107,11 +116,7 @@ def lr_sweeps(outcomes: dict[str, ArmOutcome], path: str, *, title: str) -> str:
         lo, hi = min(finite_all), max(finite_all)
         ax.set_ylim(lo - 0.05 * (hi - lo + 1e-9), min(hi, lo + 3.0) + 0.05 * (hi - lo + 1e-9))
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    _finish(fig, path)
-    return path
+    return _finish_single(fig, ax, title, path)
 
 
 def grouped_bars(
@@ -146,11 +151,7 @@ def grouped_bars(
     ax.set_xticks(x, groups, fontsize=8)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=8)
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    _finish(fig, path)
-    return path
+    return _finish_single(fig, ax, title, path)
 
 
 def trajectories(
