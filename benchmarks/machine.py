@@ -12,13 +12,16 @@ import importlib.metadata
 import os
 import platform
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
-from simplified_tf.repro.provenance import cpu_model, git_commit  # one reader of /proc/cpuinfo
+from simplified_tf.repro.provenance import cpu_model  # one reader of /proc/cpuinfo
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy", "torch", "transformers")
 
@@ -40,6 +43,22 @@ def versions() -> dict[str, str | None]:
     return out
 
 
+def git_commit() -> str:
+    """HEAD's short hash, "+dirty" when tracked files other than the benchmarks' own outputs
+    (benchmarks/*.md, *.json, rewritten by the runs themselves) differ from it."""
+    root = os.path.dirname(_HERE)
+    try:
+        git = lambda *a: subprocess.run(
+            ["git", *a], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                    ":!benchmarks/*.md", ":!benchmarks/*.json")  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
 def machine_info() -> dict:
     """Static facts about the machine and software; the load average is recorded separately."""
     devices = jax.devices()
@@ -52,7 +71,7 @@ def machine_info() -> dict:
         num_devices=len(devices),
         versions=versions(),
         date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        commit=git_commit(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+        commit=git_commit(),
     )
 
 
