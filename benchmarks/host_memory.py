@@ -192,7 +192,7 @@ def main():
     os.chdir(_ROOT)
     out = dict(
         command="python benchmarks/host_memory.py " + " ".join(sys.argv[1:]),
-        commit=git_commit(str(_ROOT)),
+        commit=git_commit(),
         date=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         cpu=cpu_model(),
         config=args.config,
