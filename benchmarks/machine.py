@@ -12,13 +12,13 @@ import importlib.metadata
 import os
 import platform
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
+from simplified_tf.repro import provenance
 from simplified_tf.repro.provenance import cpu_model  # one reader of /proc/cpuinfo
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -46,17 +46,9 @@ def versions() -> dict[str, str | None]:
 def git_commit() -> str:
     """HEAD's short hash, "+dirty" when tracked files other than the benchmarks' own outputs
     (benchmarks/*.md, *.json, rewritten by the runs themselves) differ from it."""
-    root = os.path.dirname(_HERE)
-    try:
-        git = lambda *a: subprocess.run(
-            ["git", *a], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        head = git("rev-parse", "--short", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".",
-                    ":!benchmarks/*.md", ":!benchmarks/*.json")  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
+    return provenance.git_commit(
+        os.path.dirname(_HERE), ignore=("benchmarks/*.md", "benchmarks/*.json")
+    )
 
 
 def machine_info() -> dict:

@@ -7,15 +7,17 @@ import platform
 import subprocess
 
 
-def git_commit(repo: str) -> str:
-    """HEAD's short hash, with "+dirty" when tracked files differ from it ("unknown" outside git)."""
+def git_commit(repo: str, ignore: tuple[str, ...] = ()) -> str:
+    """HEAD's short hash, with "+dirty" when tracked files differ from it ("unknown" outside git).
+    Changes to files matching the `ignore` globs (relative to `repo`) do not count."""
+    pathspec = ["--", ".", *(f":!{g}" for g in ignore)] if ignore else []
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True,
             check=True,
         ).stdout.strip()  # fmt: skip
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+            ["git", "status", "--porcelain", "--untracked-files=no", *pathspec], cwd=repo,
             capture_output=True, text=True, check=True,
         ).stdout.strip()  # fmt: skip
     except (OSError, subprocess.CalledProcessError):
