@@ -38,93 +38,37 @@ ACTIVATIONS = ("relu", "gelu", "glu_gelu")
 POS_EMBS = ("learned", "sinusoidal")
 DTYPES = ("float32", "bfloat16")
 
-# Shapes per size. `seq_len` is the training length, `max_len` the position table / cache length.
-_SIZES = {
-    "tiny": dict(
-        num_layers=2,
-        width=64,
-        num_heads=2,
-        d_ff=256,
-        vocab_size=512,  # >= 257: a byte-level tokenizer needs 256 bytes + EOS
-        seq_len=32,
-        max_len=32,
-        beta_ff=0.1,
-    ),
-    # The reproduction's quick protocol (scripts/reproduce_simplified_tf.py --quick): small enough
-    # that every figure's LR-tuned, multi-seed run set fits in under 40 minutes on 2 CPU cores
-    # (its depth figure uses 2 and 8 layers of this width).
-    "quick": dict(
-        num_layers=4,
-        width=128,
-        num_heads=2,
-        d_ff=512,
-        vocab_size=2048,
-        seq_len=128,
-        max_len=128,
-        beta_ff=0.1,
-    ),
-    "small": dict(
-        num_layers=6,
-        width=256,
-        num_heads=4,
-        d_ff=1024,
-        vocab_size=8192,
-        seq_len=128,
-        max_len=128,
-        beta_ff=0.1,
-    ),
-    "medium": dict(
-        num_layers=12,
-        width=512,
-        num_heads=8,
-        d_ff=2048,
-        vocab_size=8192,
-        seq_len=256,
-        max_len=256,
-        beta_ff=0.1,
-    ),
-    "paper": dict(
-        num_layers=18,
-        width=768,
-        num_heads=12,
-        d_ff=3072,
-        vocab_size=50_000,
-        seq_len=128,
-        max_len=1024,
-        beta_ff=0.1,
-    ),
-    "deep18": dict(
-        num_layers=18,
-        width=768,
-        num_heads=12,
-        d_ff=1536,
-        vocab_size=50_000,
-        seq_len=128,
-        max_len=1024,
-        beta_ff=0.2,
-    ),
-    "deep": dict(
-        num_layers=72,
-        width=768,
-        num_heads=12,
-        d_ff=1536,
-        vocab_size=50_000,
-        seq_len=128,
-        max_len=1024,
-        beta_ff=0.1,
-    ),
-}
-# Crammed-BERT shapes (paper App. D.2) replace the decoder ones at size=paper.
-_BERT_PAPER = dict(
-    num_layers=16,
-    width=768,
-    num_heads=12,
-    d_ff=3072,
-    vocab_size=32_768,
-    seq_len=128,
-    max_len=128,
-    beta_ff=0.05,
+# Shapes per size: one row each. `seq_len` is the training length, `max_len` the position table /
+# cache length. "tiny" keeps vocab_size >= 257 (a byte-level tokenizer needs 256 bytes + EOS);
+# "quick" is the reproduction's quick protocol (scripts/reproduce_simplified_tf.py --quick): small
+# enough that every figure's LR-tuned, multi-seed run set fits in under 40 minutes on 2 CPU cores
+# (its depth figure uses 2 and 8 layers of this width).
+_SIZE_FIELDS = (
+    "num_layers",
+    "width",
+    "num_heads",
+    "d_ff",
+    "vocab_size",
+    "seq_len",
+    "max_len",
+    "beta_ff",
 )
+# fmt: off
+_SIZE_ROWS = {
+    #          layers width heads  d_ff   vocab  seq   max   beta_ff
+    "tiny":    (2,    64,   2,    256,   512,    32,   32,   0.1),
+    "quick":   (4,    128,  2,    512,   2048,   128,  128,  0.1),
+    "small":   (6,    256,  4,    1024,  8192,   128,  128,  0.1),
+    "medium":  (12,   512,  8,    2048,  8192,   256,  256,  0.1),
+    "paper":   (18,   768,  12,   3072,  50_000, 128,  1024, 0.1),
+    "deep18":  (18,   768,  12,   1536,  50_000, 128,  1024, 0.2),
+    "deep":    (72,   768,  12,   1536,  50_000, 128,  1024, 0.1),
+    # Crammed-BERT shapes (paper App. D.2) replace the decoder ones at size=paper.
+    "bert_paper": (16, 768, 12,   3072,  32_768, 128,  128,  0.05),
+}
+# fmt: on
+_SIZES = {name: dict(zip(_SIZE_FIELDS, row, strict=True)) for name, row in _SIZE_ROWS.items()}
+_BERT_PAPER = _SIZES.pop("bert_paper")
 
 # Block presets (paper Sec. 4; docs/simplified_tf.md section 2). Keys not listed keep the
 # standard-block defaults of `_defaults`.
