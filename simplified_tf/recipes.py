@@ -88,29 +88,43 @@ def _model_overrides(
     return out
 
 
-def set_adamw(
-    c: ml_collections.ConfigDict,
-    *,
-    lr: float,
-    b2: float,
-    eps: float,
-    weight_decay: float,
-    clip_norm: float,
-    schedule: str,
-    warmup_fraction: float,
-    end_lr_fraction: float,
-) -> None:
-    """Sets `c.optimizer` to AdamW (b1 = 0.9) with these values; which parameters are kept out of
-    weight decay, and which are frozen, follow the rules of the model `c.model`."""
+# AdamW (b1 = 0.9) of each recipe: "decoder" follows the CodeParrot training the paper used (HF
+# polynomial decay to 1e-7 = 1e-4 x the peak of 1e-3), "bert" Crammed BERT's pretraining (paper
+# App. D.2), "finetune" Crammed BERT's GLUE fine-tuning.
+ADAMW_FIELDS = (
+    "b2",
+    "eps",
+    "weight_decay",
+    "clip_norm",
+    "schedule",
+    "warmup_fraction",
+    "end_lr_fraction",
+)
+# fmt: off
+ADAMW_RECIPES = {
+    #            b2     eps    decay clip  schedule         warmup end_lr
+    "decoder":  (0.999, 1e-8,  0.1,  1.0,  "warmup_linear", 0.05,  1e-4),
+    "bert":     (0.98,  1e-12, 0.1,  0.5,  "warmup_linear", 0.75,  0.0),
+    "finetune": (0.98,  1e-6,  0.0,  0.0,  "warmup_cosine", 0.1,   0.0),
+}
+# fmt: on
+
+
+def set_adamw(c: ml_collections.ConfigDict, recipe: str, *, lr: float, **changes) -> None:
+    """Sets `c.optimizer` to the AdamW of `recipe` (a key of ADAMW_RECIPES) at peak `lr`, with
+    `changes` to its fields; which parameters are kept out of weight decay, and which are frozen,
+    follow the rules of the model `c.model`."""
+    values = dict(zip(ADAMW_FIELDS, ADAMW_RECIPES[recipe], strict=True))
+    unknown = sorted(set(changes) - set(values))
+    if unknown:
+        raise ValueError(f"Unknown AdamW field(s) {unknown}; valid: {', '.join(ADAMW_FIELDS)}.")
+    values |= changes
     o = c.optimizer
     o.name = "adamw"
     o.lr = lr
-    o.b1, o.b2, o.eps = 0.9, b2, eps
-    o.weight_decay = weight_decay
-    o.clip_norm = clip_norm
-    o.schedule = schedule
-    o.warmup_fraction = warmup_fraction
-    o.end_lr_fraction = end_lr_fraction
+    o.b1, o.b2, o.eps = 0.9, values["b2"], values["eps"]
+    for name in ADAMW_FIELDS[2:]:
+        o[name] = values[name]
     o.no_decay = no_decay_rules(c.model)
     o.frozen = frozen_rules(c.model)  # fixed W_init / fixed reparam gains, if the task keeps them
 
@@ -147,17 +161,7 @@ def decoder_config(
     c.eval_every, c.log_every, c.checkpoint_every = eval_every, log_every, ckpt_every
     c.model = m
 
-    set_adamw(
-        c,
-        lr=lr or decoder_peak_lr(block, size),
-        b2=0.999,
-        eps=1e-8,
-        weight_decay=0.1,
-        clip_norm=1.0,
-        schedule=schedule,
-        warmup_fraction=0.05,
-        end_lr_fraction=1e-4,  # HF polynomial decay ends at 1e-7 = 1e-4 x 1e-3
-    )
+    set_adamw(c, "decoder", lr=lr or decoder_peak_lr(block, size), schedule=schedule)
 
     c.data = default_data_config("decoder", vocab_size=m.vocab_size, seq_len=m.seq_len)
     return c
@@ -205,17 +209,7 @@ def bert_config(
         c.batch_ramp_microbatches = max(1, round(fraction * budget))
         c.num_steps = BatchRamp(c.grad_accum_steps, c.batch_ramp_microbatches).steps_for(budget)
 
-    set_adamw(
-        c,
-        lr=lr or bert_peak_lr(block, size),
-        b2=0.98,
-        eps=1e-12,
-        weight_decay=0.1,
-        clip_norm=0.5,
-        schedule="warmup_linear",
-        warmup_fraction=0.75,
-        end_lr_fraction=0.0,
-    )
+    set_adamw(c, "bert", lr=lr or bert_peak_lr(block, size))
 
     c.data = default_data_config("bert", vocab_size=m.vocab_size, seq_len=m.seq_len)
     return c

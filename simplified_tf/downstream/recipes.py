@@ -84,15 +84,5 @@ def finetune_config(
     d.glue_dir = glue_dir  # folder of GLUE's TSV layout, or "hf:nyu-mll/glue" (.[hf] extra)
     d.code = default_suite_config()
 
-    set_adamw(
-        c,
-        lr=lr or (CODE_LR if code else GLUE_LR),
-        b2=0.98,
-        eps=1e-6,
-        weight_decay=0.0,
-        clip_norm=0.0,
-        schedule="warmup_cosine",
-        warmup_fraction=0.1,
-        end_lr_fraction=0.0,
-    )
+    set_adamw(c, "finetune", lr=lr or (CODE_LR if code else GLUE_LR))
     return c
