@@ -122,31 +122,6 @@ def model_configs(base) -> dict:
     return out
 
 
-def restore_params(workdir: str, step: int | None) -> tuple[dict, int]:
-    """The "params" entry of the train state saved by trainloop (WORKDIR/checkpoints/<step>/state)
-    on one device, verified against its checksums (read-only; without --step the newest intact
-    checkpoint, skipping a damaged newer one with a warning)."""
-    from trainloop.checkpoint import Checkpoints
-
-    directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
-    if not os.path.isdir(directory):
-        raise ConfigError(f"No checkpoints in {directory}.")
-    ckpts = Checkpoints(workdir, 0, 1, read_only=True)
-    try:
-        steps = ckpts.all_steps()
-        if not steps:
-            raise ConfigError(f"No checkpoints in {directory}.")
-        if step is None:
-            step, state, _ = ckpts.restore_latest()
-        elif step not in steps:
-            raise ConfigError(f"--step={step} not found; valid steps: {steps}.")
-        else:
-            state, _ = ckpts.restore(step)
-    finally:
-        ckpts.close()
-    return state["params"], step
-
-
 def make_tokens(cfg, config, T: int):
     import jax
 
@@ -232,7 +207,10 @@ def run():
     cfgs = model_configs(base)
     params, step = (None, None)
     if _WORKDIR.value:
-        params, step = restore_params(_WORKDIR.value, _STEP.value)
+        from trainloop.checkpoint import restore_run_params
+
+        run = restore_run_params(_WORKDIR.value, step=_STEP.value)
+        params, step = run.params, run.step
     first = next(iter(cfgs.values()))
     T = _SEQ.value or min(int(first.seq_len), 128)
     if T > int(first.max_len):

@@ -6,7 +6,7 @@ checkpoint. `generate(...)` prefills the prompt token by token through `DecoderL
 jitted step for prompt and continuation; `pos` is traced, so it compiles once) and then samples with
 temperature / top-k / top-p, or greedily.
 
-The params come from `trainloop.checkpoint.restore_latest_params` (the optimizer state is not
+The params come from `trainloop.checkpoint.restore_run_params` (the optimizer state is not
 read), on one device.
 """
 
@@ -22,7 +22,7 @@ import numpy as np
 from flax import nnx
 
 from simplified_tf.params import model_fns
-from trainloop.checkpoint import restore_latest_params
+from trainloop.checkpoint import restore_run_params
 from trainloop.config_util import ConfigError
 
 
@@ -53,7 +53,7 @@ class Run:
 def load_run(workdir: str) -> Run:
     from simplified_tf.data import make_text_data
 
-    run = restore_latest_params(workdir, check_config=lambda c: check_decoder(c, workdir))
+    run = restore_run_params(workdir, check_config=lambda c: check_decoder(c, workdir))
     config, params, step = run.config, run.params, run.step
     fns = model_fns(config.model)
     data = make_text_data(

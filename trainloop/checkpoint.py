@@ -15,7 +15,7 @@ again. A full disk or a permission problem while saving becomes an `OSError` nam
 directory and the newest complete checkpoint; the checkpoints already on disk stay usable.
 
 Code that restores through its own orbax manager (e.g. a partial restore of the params) calls
-`verify_restored(manager, step, restored_state)` on what it read. `restore_latest_params(workdir)`
+`verify_restored(manager, step, restored_state)` on what it read. `restore_run_params(workdir)`
 reads a run back for another use (fine-tuning, sampling): its config.json and verified params.
 """
 
@@ -408,7 +408,7 @@ def verify_restored(manager: ocp.CheckpointManager, step: int, state) -> dict:
 
 @dataclasses.dataclass(frozen=True)
 class RunParams:
-    """What `restore_latest_params` reads from a workdir."""
+    """What `restore_run_params` reads from a workdir."""
 
     config: ml_collections.ConfigDict  # the run's config.json
     params: dict  # the "params" entry of the train state, as saved (nested dicts of arrays)
@@ -430,12 +430,14 @@ def read_run_config(workdir: str) -> ml_collections.ConfigDict:
         raise ConfigError(f"{path} is not a readable config.json ({e}).") from None
 
 
-def restore_latest_params(
+def restore_run_params(
     workdir: str,
     *,
+    step: int | None = None,
     check_config: Callable[[ml_collections.ConfigDict], None] | None = None,
 ) -> RunParams:
-    """The config and the params of the newest intact checkpoint of `workdir`, on one device.
+    """The config and the params of a checkpoint of `workdir`, on one device: the newest intact
+    one, or the one at `step`.
 
     For another use of a finished (or running) run: fine-tuning, sampling, diagnostics. The tree
     comes from the checkpoint's metadata, so no model or optimizer is needed. The checkpoint is
@@ -451,7 +453,12 @@ def restore_latest_params(
         raise ConfigError(f"No checkpoints in {workdir!r} (expected {directory}); train first.")
     ckpts = Checkpoints(workdir, 0, 1, read_only=True)
     try:
-        restored = ckpts.restore_latest()
+        if step is None:
+            restored = ckpts.restore_latest()
+        elif step not in (steps := ckpts.all_steps()):
+            raise ConfigError(f"step={step} has no checkpoint in {directory}; valid: {steps}.")
+        else:
+            restored = (step, *ckpts.restore(step))
     finally:
         ckpts.close()
     if restored is None:

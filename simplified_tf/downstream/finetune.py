@@ -2,7 +2,7 @@
 
 Three steps, so that the expensive parts are shared by the runs that can share them:
 - `load_encoder(config)`: the body to start from and its tokenizer. With `init_from=WORKDIR` the
-  body is the pretraining run's latest params (`trainloop.checkpoint.restore_latest_params`), its
+  body is the pretraining run's latest params (`trainloop.checkpoint.restore_run_params`), its
   model config (this config's dropout, dtype and execution switches applied) and its tokenizer
   (the pretraining data config finds it in the cache). A decoder run, or a run whose model
   differs from `config.model` (another vocabulary, width, depth or block), is refused before any
@@ -46,7 +46,7 @@ from simplified_tf.model_config import validate
 from simplified_tf.models import BertClassifier
 from simplified_tf.params import ModelFns, module_fns
 from simplified_tf.repro.runs import write_atomic
-from trainloop.checkpoint import restore_latest_params, structure_signature
+from trainloop.checkpoint import restore_run_params, structure_signature
 from trainloop.config_util import ConfigError, check_choice
 from trainloop.errors import Interrupted
 from trainloop.task import Task
@@ -159,7 +159,7 @@ def load_encoder(config: ml_collections.ConfigDict) -> Encoder:
             f"init_from={init_from!r} does not exist; pass the --workdir of a BERT pretraining run "
             "(scripts/train.py --config=configs/bert.py:...)."
         )
-    run = restore_latest_params(
+    run = restore_run_params(
         init_from, check_config=lambda pre: check_pretraining_run(pre, config.model, init_from)
     )
     model = ml_collections.ConfigDict(run.config.model.to_dict())

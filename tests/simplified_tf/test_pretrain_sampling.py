@@ -143,10 +143,10 @@ def test_load_run_errors(tmp_path):
 
 
 def test_restore_params_skips_a_damaged_newest_checkpoint(tmp_path, capsys):
-    """sampling restores through trainloop.checkpoint.restore_latest_params: a damaged newest
+    """sampling restores through trainloop.checkpoint.restore_run_params: a damaged newest
     checkpoint is reported and the previous intact one is used; nothing in the workdir changes."""
     from simplified_tf.params import model_fns
-    from trainloop.checkpoint import Checkpoints, restore_latest_params, structure_signature
+    from trainloop.checkpoint import Checkpoints, restore_run_params, structure_signature
     from trainloop.errors import CheckpointError
     from trainloop.optim import make_optimizer
 
@@ -171,7 +171,7 @@ def test_restore_params_skips_a_damaged_newest_checkpoint(tmp_path, capsys):
     ckpts.close()
     (tmp_path / "config.json").write_text(c.to_json_best_effort())
     (tmp_path / "checkpoints" / "2" / "meta" / "metadata").write_text('{"structure": {"par')
-    run = restore_latest_params(str(tmp_path))
+    run = restore_run_params(str(tmp_path))
     params, step = run.params, run.step
     assert step == 1
     chex.assert_trees_all_equal(jax.device_get(params), jax.device_get(states[1]["params"]))
@@ -180,4 +180,4 @@ def test_restore_params_skips_a_damaged_newest_checkpoint(tmp_path, capsys):
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1", "2"]  # read-only: nothing moved
     (tmp_path / "checkpoints" / "1" / "meta" / "metadata").write_text("")
     with pytest.raises(CheckpointError, match="No intact checkpoint"):
-        restore_latest_params(str(tmp_path))
+        restore_run_params(str(tmp_path))
