@@ -80,14 +80,12 @@ def _base_model_config():
     if _CONFIG.value is not None:
         return ml_collections.ConfigDict(_CONFIG.value.model.to_dict()), _CONFIG.value
     if _WORKDIR.value:
-        path = os.path.join(_WORKDIR.value, "config.json")
-        if not os.path.exists(path):
-            raise ConfigError(f"No --config given and no {path}; pass --config=... for the model.")
-        try:
-            with open(path) as f:
-                return ml_collections.ConfigDict(json.load(f)["model"]), None
-        except (ValueError, KeyError, TypeError) as e:
-            raise ConfigError(f"{path} is not a readable config.json with a model ({e}).") from None
+        from trainloop.checkpoint import read_run_config
+
+        config = read_run_config(_WORKDIR.value)
+        if "model" not in config:
+            raise ConfigError(f"{_WORKDIR.value}/config.json has no model section.")
+        return ml_collections.ConfigDict(config.model.to_dict()), None
     return None, None
 
 
