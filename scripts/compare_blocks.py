@@ -37,7 +37,7 @@ host_alloc.apply_from_argv(sys.argv)
 
 from absl import flags  # noqa: E402
 
-from trainloop.config_util import ConfigError  # noqa: E402
+from trainloop.config_util import ConfigError, check_min  # noqa: E402
 
 host_alloc.define_flag()
 _CONFIG = flags.DEFINE_string("config", None, "Config spec path.py[:args], without block=.")
@@ -75,8 +75,7 @@ def run(
             raise ConfigError(f"Unknown block {b!r}; valid blocks: {', '.join(BLOCKS)}.")
     for name, value, low in (("steps", steps, 0), ("timing_rounds", rounds, 1),
                              ("timing_steps", timed, 1), ("timing_warmup", warmup, 0)):  # fmt: skip
-        if value < low:
-            raise ConfigError(f"--{name}={value} must be >= {low}.")
+        check_min(f"--{name}", value, low)
     os.makedirs(out, exist_ok=True)
     configs = {b: compare.load_config(config_spec, b, steps, overrides) for b in blocks}
     tasks = {}

@@ -25,7 +25,7 @@ host_alloc.apply_from_argv(sys.argv)  # CPU speed, as in scripts/train.py
 from absl import flags  # noqa: E402
 
 from trainloop import cli  # noqa: E402
-from trainloop.config_util import ConfigError  # noqa: E402
+from trainloop.config_util import check_min  # noqa: E402
 
 host_alloc.define_flag()
 _CONFIG = cli.define_config_flag(
@@ -44,8 +44,7 @@ def run(config, out: str) -> dict:
 
     tasks = finetune.expand_tasks(config)
     seeds = int(config.downstream.seeds)
-    if seeds < 1:
-        raise ConfigError(f"downstream.seeds={seeds} must be >= 1.")
+    check_min("downstream.seeds", seeds, 1)
     data = {t: finetune.load_task_data(config, t) for t in tasks}  # all input is checked first
     encoder = finetune.load_encoder(config)
     prepared = {t: finetune.prepare(config, encoder, t, data.pop(t)) for t in tasks}

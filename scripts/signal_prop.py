@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import flags  # noqa: E402
 
 from trainloop import cli  # noqa: E402
-from trainloop.config_util import ConfigError, check_choice  # noqa: E402
+from trainloop.config_util import ConfigError, check_choice, check_min  # noqa: E402
 
 _CONFIG = cli.define_config_flag(
     "config", "Experiment config (path.py:args), e.g. configs/decoder.py:block=sas_p,size=paper."
@@ -199,8 +199,7 @@ def run():
 
     for name, value, low in (("batch", _BATCH.value, 1), ("seq", _SEQ.value, 0),
                              ("layers", _LAYERS.value, 0)):  # fmt: skip
-        if value < low:
-            raise ConfigError(f"--{name}={value} must be >= {low}.")
+        check_min(f"--{name}", value, low)
     base, config = _base_model_config()
     cfgs = model_configs(base)
     params, step = (None, None)

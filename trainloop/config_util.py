@@ -54,6 +54,13 @@ def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(values)
 
 
+def check_min(name: str, value: Any, low: int, note: str = "") -> Any:
+    """Returns `value` if it is >= `low`, else raises a ConfigError naming it (`note` explains)."""
+    if value < low:
+        raise ConfigError(f"{name}={value} must be >= {low}{f' ({note})' if note else ''}.")
+    return value
+
+
 def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     """Returns `value` if it is one of `choices`, else raises a ConfigError listing them."""
     choices = list(choices)

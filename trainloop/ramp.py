@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from trainloop.config_util import ConfigError
+from trainloop.config_util import ConfigError, check_min
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,8 +55,7 @@ class BatchRamp:
                 f"A batch ramp needs grad_accum_steps >= 2 (got {self.max_microbatches}): it ramps "
                 "the number of accumulated microbatches."
             )
-        if self.ramp_microbatches < 1:
-            raise ConfigError(f"batch_ramp_microbatches={self.ramp_microbatches} must be >= 1.")
+        check_min("batch_ramp_microbatches", self.ramp_microbatches, 1)
 
     def microbatches_after(self, consumed: int) -> int:
         """a(m): microbatches of the step that starts after `consumed` microbatches."""

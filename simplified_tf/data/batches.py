@@ -27,15 +27,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainloop.config_util import ConfigError
+from trainloop.config_util import ConfigError, check_min
 
 PACKINGS = ("full_chunks", "pad_last", "concat")
 
 
 def check_seq_len(seq_len: int, max_positions: int) -> int:
     """Returns seq_len if the model's position table (max_positions) can hold it, else raises."""
-    if seq_len < 2:
-        raise ConfigError(f"data.seq_len={seq_len} must be >= 2.")
+    check_min("data.seq_len", seq_len, 2)
     if max_positions > 0 and seq_len > max_positions:
         raise ConfigError(
             f"data.seq_len={seq_len} exceeds the model's {max_positions} positions; use "

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 
 from absl import logging
 
-from trainloop.config_util import ConfigError
+from trainloop.config_util import ConfigError, check_min
 
 TEXT_EXTENSIONS = (".py", ".txt", ".jsonl")
 # Folder names never descended into: installed packages, bytecode, and test suites.
@@ -245,8 +245,7 @@ def open_corpus(source: str, *, text_field: str = "text", max_documents: int = 0
     """
     if not source:
         raise ConfigError("data.source is empty; use 'stdlib', a local path, or 'hf:<name>'.")
-    if max_documents < 0:
-        raise ConfigError(f"data.max_documents={max_documents} must be >= 0 (0 = no cap).")
+    check_min("data.max_documents", max_documents, 0, "0 = no cap")
     extra = f"{text_field}|{max_documents}"
     if source.startswith("hf:"):
         name = source[3:]

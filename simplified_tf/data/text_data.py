@@ -23,7 +23,7 @@ import numpy as np
 from absl import logging
 
 from simplified_tf.data import batches, cache_util, masking, prepare, token_store, tokenizer
-from trainloop.config_util import ConfigError, check_choice
+from trainloop.config_util import ConfigError, check_choice, check_min
 
 # Eval rows and eval masks use a fixed seed so runs with different training seeds are evaluated
 # on identical batches.
@@ -99,17 +99,10 @@ class DataConfig:
             ),
         )
         check_choice("data.packing", out.packing, batches.PACKINGS)
-        if out.seq_len < 2:
-            raise ConfigError(f"data.seq_len={out.seq_len} must be >= 2.")
-        if out.eval_batches < 0:
-            raise ConfigError(f"data.eval_batches={out.eval_batches} must be >= 0.")
-        if out.tokenizer_train_bytes < 0:
-            raise ConfigError(
-                f"data.tokenizer_train_bytes={out.tokenizer_train_bytes} must be >= 0 "
-                "(0 = train on the whole training split)."
-            )
-        if out.shard_tokens < 1:
-            raise ConfigError(f"data.shard_tokens={out.shard_tokens} must be >= 1.")
+        check_min("data.seq_len", out.seq_len, 2)
+        check_min("data.eval_batches", out.eval_batches, 0)
+        check_min("data.tokenizer_train_bytes", out.tokenizer_train_bytes, 0, "0 = all of train")
+        check_min("data.shard_tokens", out.shard_tokens, 1)
         return out
 
 

@@ -40,7 +40,7 @@ import numpy as np
 
 from simplified_tf.data import corpus as corpus_lib
 from simplified_tf.downstream.examples import Examples, TaskData, TaskSpec
-from trainloop.config_util import ConfigError, check_choice
+from trainloop.config_util import ConfigError, check_choice, check_min
 
 CODE_TASKS = ("acceptability", "pair", "topic")
 _KEYWORDS = ("def", "class", "return", "import", "lambda", "in", "if", "else", "for", "with")
@@ -299,8 +299,7 @@ def load_code_task(name: str, cfg: ml_collections.ConfigDict) -> TaskData:
     """Train and eval examples of the offline task `name` ("acceptability" | "pair" | "topic")."""
     spec = task_spec(name, cfg)
     for key in ("train_examples", "eval_examples"):
-        if int(cfg[key]) < 2:
-            raise ConfigError(f"downstream.code.{key}={cfg[key]} must be >= 2.")
+        check_min(f"downstream.code.{key}", int(cfg[key]), 2)
     pools = _suite_pools(cfg)
     splits = {}
     for split_index, (split, pool, n) in enumerate(

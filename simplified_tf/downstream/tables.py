@@ -33,7 +33,7 @@ from simplified_tf.params import count_params
 from simplified_tf.recipes import bert_config
 from simplified_tf.repro import provenance
 from simplified_tf.tasks import make_mlm_task
-from trainloop.config_util import ConfigError, check_choice
+from trainloop.config_util import check_choice, check_min
 from trainloop.errors import Interrupted
 from trainloop.train import NonFiniteError, train_and_evaluate
 
@@ -104,8 +104,7 @@ def run(
     """
     for b in blocks:
         check_choice("block", b, BLOCKS)
-    if seeds < 1:
-        raise ConfigError(f"seeds={seeds} must be >= 1.")
+    check_min("seeds", seeds, 1)
     size = size or ("quick" if quick else "small")
     os.makedirs(out_dir, exist_ok=True)
     start, load_before = time.perf_counter(), os.getloadavg()[0]

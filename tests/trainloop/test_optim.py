@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from trainloop.config_util import ConfigError, check_choice, parse_arg
+from trainloop.config_util import ConfigError, check_choice, check_min, parse_arg
 from trainloop.defaults import base_config
 from trainloop.optim import make_optimizer, make_schedule, path_mask
 
@@ -111,3 +111,9 @@ def test_parse_arg_types_and_unknown_keys():
         parse_arg("steps=abc", steps=1)
     with pytest.raises(ConfigError, match="Valid choices: a, b"):
         check_choice("mode", "c", ["a", "b"])
+
+
+def test_check_min_names_the_value_and_the_bound():
+    assert check_min("data.seq_len", 2, 2) == 2
+    with pytest.raises(ConfigError, match=r"data.max_documents=-1 must be >= 0 \(0 = no cap\)\."):
+        check_min("data.max_documents", -1, 0, "0 = no cap")
