@@ -18,27 +18,26 @@ from __future__ import annotations
 import ml_collections
 
 from simplified_tf.data import default_data_config
-from simplified_tf.model_config import model_config
+from simplified_tf.model_config import KINDS, model_config
 from simplified_tf.params import frozen_rules, no_decay_rules
+from trainloop.config_util import ConfigError, check_choice
 from trainloop.defaults import base_config
 from trainloop.ramp import BatchRamp
 
-# Per size: (num_steps, batch_size, eval_every, log_every, checkpoint_every).
-DECODER_SCHEDULES = {
-    "tiny": (50, 8, 25, 10, 0),
-    "quick": (300, 8, 25, 25, 100),
-    "small": (2000, 8, 100, 20, 500),  # CPU: batch 8 runs at ~0.3 s/step on 2 cores
-    "medium": (10_000, 32, 500, 50, 2000),
-    "paper": (43_000, 128, 500, 50, 5000),  # ~700M tokens; the real count depends on chunking
-    "deep18": (43_000, 128, 500, 50, 5000),
-    "deep": (43_000, 128, 500, 50, 5000),
-}
-# Microbatches per decoder batch where one batch does not fit: 72 layers at batch 128 need up to
-# 18.2 GiB per device on 8 devices (bfloat16, v_skipinit; `scripts/model_info.py --memory`), 14.2
-# GiB as 2 x 64 and 11.5 GiB as 4 x 32 (params and AdamW state, replicated, are ~7 GiB of it).
-# Accumulation is exact, so the recipe is unchanged (the reference itself ran 32 x 4).
-DECODER_ACCUM = {"deep": 4}
 # Per size: (num_steps, batch_size, grad_accum_steps, eval_every, log_every, checkpoint_every).
+# size=deep accumulates 4 microbatches: 72 layers at batch 128 need up to 18.2 GiB per device on 8
+# devices (bfloat16, v_skipinit; `scripts/model_info.py --memory`), 14.2 GiB as 2 x 64 and 11.5 GiB
+# as 4 x 32 (params and AdamW state, replicated, are ~7 GiB of it). Accumulation is exact, so the
+# recipe is unchanged (the reference itself ran 32 x 4).
+DECODER_SCHEDULES = {
+    "tiny": (50, 8, 1, 25, 10, 0),
+    "quick": (300, 8, 1, 25, 25, 100),
+    "small": (2000, 8, 1, 100, 20, 500),  # CPU: batch 8 runs at ~0.3 s/step on 2 cores
+    "medium": (10_000, 32, 1, 500, 50, 2000),
+    "paper": (43_000, 128, 1, 500, 50, 5000),  # ~700M tokens; the real count depends on chunking
+    "deep18": (43_000, 128, 1, 500, 50, 5000),
+    "deep": (43_000, 128, 4, 500, 50, 5000),
+}
 BERT_SCHEDULES = {
     "tiny": (50, 8, 1, 25, 10, 0),
     "quick": (300, 8, 1, 25, 25, 100),
@@ -129,94 +128,71 @@ def set_adamw(c: ml_collections.ConfigDict, recipe: str, *, lr: float, **changes
     o.frozen = frozen_rules(c.model)  # fixed W_init / fixed reparam gains, if the task keeps them
 
 
-def decoder_config(
+def pretrain_config(
+    kind: str,
     block: str = "pre_ln",
     size: str = "small",
     *,
     steps: int = 0,
     lr: float = 0.0,
     batch: int = 0,
-    layers: int = 0,
     accum: int = 0,
+    layers: int = 0,
     seq: int = 0,
     dtype: str = "",
     scan: bool = True,
     remat: bool = False,
     seed: int = 0,
     beta_ff: float = 0.0,
-    schedule: str = "warmup_linear",
     model: dict | None = None,
-) -> ml_collections.ConfigDict:
-    """Causal-LM config (task "lm"); 0 / "" keeps the size preset. `model` overrides model keys."""
-    m = model_config(
-        block, size, "decoder", **_model_overrides(layers, seq, dtype, beta_ff, scan, remat, model)
-    )
-    c = base_config()
-    c.task = "lm"
-    c.seed = seed
-    num_steps, batch_size, eval_every, log_every, ckpt_every = DECODER_SCHEDULES[size]
-    c.num_steps = steps or num_steps
-    c.batch_size = batch or batch_size
-    c.grad_accum_steps = accum or DECODER_ACCUM.get(size, 1)
-    c.eval_every, c.log_every, c.checkpoint_every = eval_every, log_every, ckpt_every
-    c.model = m
-
-    set_adamw(c, "decoder", lr=lr or decoder_peak_lr(block, size), schedule=schedule)
-
-    c.data = default_data_config("decoder", vocab_size=m.vocab_size, seq_len=m.seq_len)
-    return c
-
-
-def bert_config(
-    block: str = "pre_ln",
-    size: str = "small",
-    *,
-    steps: int = 0,
-    lr: float = 0.0,
-    batch: int = 0,
-    accum: int = 0,
-    layers: int = 0,
-    dtype: str = "",
-    scan: bool = True,
-    remat: bool = False,
-    seed: int = 0,
-    beta_ff: float = 0.0,
-    model: dict | None = None,
+    schedule: str = "",
     ramp: float = -1.0,
 ) -> ml_collections.ConfigDict:
-    """Masked-LM config (task "mlm"); 0 / "" keeps the size preset. `model` overrides model keys.
+    """The config of a pretraining run: kind "decoder" (task "lm") or "bert" (task "mlm").
 
-    `ramp`: fraction of the data budget over which the batch ramps linearly from one microbatch
-    to the full batch (`trainloop.ramp`); -1 keeps the size preset (0.6 at the paper sizes), 0
-    disables it. With a ramp, `steps` (or the preset's num_steps) is the data budget in full
-    batches, and `num_steps` becomes the optimizer steps that consume it.
+    0 / "" keeps the size preset; `model` overrides model keys. `schedule` (decoder only) replaces
+    the recipe's warmup_linear. `ramp` (BERT only): fraction of the data budget over which the
+    batch ramps linearly from one microbatch to the full batch (`trainloop.ramp`); -1 keeps the
+    size preset (0.6 at the paper sizes), 0 disables it. With a ramp, `steps` (or the preset's
+    num_steps) is the data budget in full batches, and `num_steps` becomes the optimizer steps
+    that consume it.
     """
+    check_choice("kind", kind, KINDS)
+    if kind == "bert" and schedule:
+        raise ConfigError(f"schedule={schedule!r}: the BERT recipe's schedule is fixed.")
+    if kind == "decoder" and ramp >= 0:
+        raise ConfigError(f"ramp={ramp}: the batch ramp is part of the BERT recipe only.")
     m = model_config(
-        block, size, "bert", **_model_overrides(layers, 0, dtype, beta_ff, scan, remat, model)
+        block, size, kind, **_model_overrides(layers, seq, dtype, beta_ff, scan, remat, model)
     )
     c = base_config()
-    c.task = "mlm"
+    c.task = "lm" if kind == "decoder" else "mlm"
     c.seed = seed
-    num_steps, batch_size, grad_accum, eval_every, log_every, ckpt_every = BERT_SCHEDULES[size]
+    schedules = DECODER_SCHEDULES if kind == "decoder" else BERT_SCHEDULES
+    num_steps, batch_size, grad_accum, eval_every, log_every, ckpt_every = schedules[size]
     c.num_steps = steps or num_steps
     c.batch_size = batch or batch_size
     c.grad_accum_steps = accum or grad_accum
     c.eval_every, c.log_every, c.checkpoint_every = eval_every, log_every, ckpt_every
     c.model = m
     fraction = BERT_RAMP_FRACTION.get(size, 0.0) if ramp < 0 else ramp
-    if fraction > 0 and c.grad_accum_steps >= 2:
+    if kind == "bert" and fraction > 0 and c.grad_accum_steps >= 2:
         budget = c.num_steps * c.grad_accum_steps  # microbatches
         c.batch_ramp_microbatches = max(1, round(fraction * budget))
         c.num_steps = BatchRamp(c.grad_accum_steps, c.batch_ramp_microbatches).steps_for(budget)
-
-    set_adamw(c, "bert", lr=lr or bert_peak_lr(block, size))
-
-    c.data = default_data_config("bert", vocab_size=m.vocab_size, seq_len=m.seq_len)
+    changes = {"schedule": schedule} if schedule else {}
+    set_adamw(c, kind, lr=lr or peak_lr(kind, block, size), **changes)
+    c.data = default_data_config(kind, vocab_size=m.vocab_size, seq_len=m.seq_len)
     return c
 
 
-def pretrain_config(kind: str, block: str, size: str, **kwargs) -> ml_collections.ConfigDict:
-    """`decoder_config` or `bert_config` by model kind ("decoder" | "bert")."""
-    if kind == "decoder":
-        return decoder_config(block, size, **kwargs)
-    return bert_config(block, size, **kwargs)
+def decoder_config(
+    block: str = "pre_ln", size: str = "small", **kwargs
+) -> ml_collections.ConfigDict:
+    """Causal-LM config (task "lm"); `kwargs` as in `pretrain_config`."""
+    return pretrain_config("decoder", block, size, **kwargs)
+
+
+def bert_config(block: str = "pre_ln", size: str = "small", **kwargs) -> ml_collections.ConfigDict:
+    """Masked-LM config (task "mlm"); `kwargs` as in `pretrain_config`."""
+    return pretrain_config("bert", block, size, **kwargs)

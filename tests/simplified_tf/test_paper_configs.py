@@ -92,3 +92,17 @@ def test_paper_config_counts_and_trains(corpus, tmp_path, kind, block, expected)
     last = f"eval/scalars/layer{model.num_layers - 1:02d}/beta_ff"
     assert (last in traces) == (block != "pre_ln"), traces[:5]
     assert os.path.isdir(os.path.join(workdir, "checkpoints", str(STEPS)))
+
+
+def test_recipe_options_of_the_other_kind_and_unknown_kinds_are_refused():
+    from simplified_tf.recipes import pretrain_config
+    from trainloop.config_util import ConfigError
+
+    assert pretrain_config("bert", "sas", "paper", ramp=0).get("batch_ramp_microbatches", 0) == 0
+    assert pretrain_config("bert", "sas", "paper").batch_ramp_microbatches > 0
+    with pytest.raises(ConfigError, match="ramp=0.5: the batch ramp is part of the BERT recipe"):
+        pretrain_config("decoder", "sas", "tiny", ramp=0.5)
+    with pytest.raises(ConfigError, match="schedule='warmup_cosine'"):
+        pretrain_config("bert", "sas", "tiny", schedule="warmup_cosine")
+    with pytest.raises(ConfigError, match="Invalid kind='gpt'. Valid choices: decoder, bert"):
+        pretrain_config("gpt", "sas", "tiny")
