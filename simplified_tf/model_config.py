@@ -79,34 +79,24 @@ _SHAPED = dict(
     train_beta_sa=True,
     train_beta_ff=True,
 )
+# SAS and SAS-P (paper Sec. 4.2): no value or projection matrices, except the first layer's value,
+# reparameterised as alpha I + beta W (paper Sec. 4.1) with trainable gains at 1 and W at identity.
+_NO_VALUE_PROJ = dict(
+    value="identity",
+    proj="identity",
+    value_layer0="reparam",
+    reparam_init="identity",
+    reparam_alpha=1.0,
+    reparam_beta=1.0,
+    reparam_train=True,
+)
 _PRESETS = {
     "pre_ln": dict(),
     "post_ln": dict(structure="post_ln"),
     "parallel": dict(structure="parallel", mlp_skip=False),
     "v_skipinit": dict(_SHAPED, train_alpha_ff=True, vp_init="orth"),
-    "sas": dict(
-        _SHAPED,
-        train_alpha_ff=True,
-        value="identity",
-        proj="identity",
-        value_layer0="reparam",
-        reparam_init="identity",
-        reparam_alpha=1.0,
-        reparam_beta=1.0,
-        reparam_train=True,
-    ),
-    "sas_p": dict(
-        _SHAPED,
-        structure="parallel",
-        mlp_skip=False,
-        value="identity",
-        proj="identity",
-        value_layer0="reparam",
-        reparam_init="identity",
-        reparam_alpha=1.0,
-        reparam_beta=1.0,
-        reparam_train=True,
-    ),
+    "sas": dict(_SHAPED, **_NO_VALUE_PROJ, train_alpha_ff=True),
+    "sas_p": dict(_SHAPED, **_NO_VALUE_PROJ, structure="parallel", mlp_skip=False),
 }
 _PRESETS["sas_p_nonorm"] = dict(
     _PRESETS["sas_p"], norm="none", first_norm="layernorm", first_norm_eps=1e-5
