@@ -178,6 +178,30 @@ def _defaults(kind: str, size: str) -> dict:
     )
 
 
+# The keys of a model config that take one of a fixed set of values, and those values.
+_CHOICES = {
+    "kind": KINDS,
+    "block": BLOCKS,
+    "structure": STRUCTURES,
+    "attention": ATTENTIONS,
+    "attn_matrix": ATTN_MATRICES,
+    "attn_gains": ATTN_GAINS,
+    "attn_impl": ATTN_IMPLS,
+    "value": VP_KINDS,
+    "proj": VP_KINDS,
+    "value_layer0": ("",) + VP_KINDS,
+    "vp_init": VP_INITS,
+    "reparam_init": REPARAM_INITS,
+    "norm": NORMS,
+    "first_norm": FIRST_NORMS,
+    "final_norm": FINAL_NORMS,
+    "rms_eps_placement": EPS_PLACEMENTS,
+    "activation": ACTIVATIONS,
+    "pos_emb": POS_EMBS,
+    "dtype": DTYPES,
+}
+
+
 def model_config(
     block: str = "pre_ln", size: str = "tiny", kind: str = "decoder", **overrides
 ) -> ml_collections.ConfigDict:
@@ -208,25 +232,8 @@ def model_config(
 
 def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """Checks choices and consistency; raises ConfigError naming the bad value and the choices."""
-    check_choice("model.kind", cfg.kind, KINDS)
-    check_choice("model.block", cfg.block, BLOCKS)
-    check_choice("model.structure", cfg.structure, STRUCTURES)
-    check_choice("model.attention", cfg.attention, ATTENTIONS)
-    check_choice("model.attn_matrix", cfg.attn_matrix, ATTN_MATRICES)
-    check_choice("model.attn_gains", cfg.attn_gains, ATTN_GAINS)
-    check_choice("model.attn_impl", cfg.attn_impl, ATTN_IMPLS)
-    check_choice("model.value", cfg.value, VP_KINDS)
-    check_choice("model.proj", cfg.proj, VP_KINDS)
-    check_choice("model.value_layer0", cfg.value_layer0, ("",) + VP_KINDS)
-    check_choice("model.vp_init", cfg.vp_init, VP_INITS)
-    check_choice("model.reparam_init", cfg.reparam_init, REPARAM_INITS)
-    check_choice("model.norm", cfg.norm, NORMS)
-    check_choice("model.first_norm", cfg.first_norm, FIRST_NORMS)
-    check_choice("model.final_norm", cfg.final_norm, FINAL_NORMS)
-    check_choice("model.rms_eps_placement", cfg.rms_eps_placement, EPS_PLACEMENTS)
-    check_choice("model.activation", cfg.activation, ACTIVATIONS)
-    check_choice("model.pos_emb", cfg.pos_emb, POS_EMBS)
-    check_choice("model.dtype", cfg.dtype, DTYPES)
+    for key, choices in _CHOICES.items():
+        check_choice(f"model.{key}", cfg[key], choices)
     for key in ("num_layers", "width", "num_heads", "d_ff", "vocab_size", "seq_len", "max_len"):
         if int(cfg[key]) < 1:
             raise ConfigError(f"model.{key}={cfg[key]!r} must be a positive integer.")
