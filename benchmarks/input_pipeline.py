@@ -41,7 +41,7 @@ def _grain_dataset(data, kind: str):
     rows, store, b = data.train_rows, data.train_store, data.global_batch_size
 
     def gather(row):
-        tokens, length = rows.gather(store.tokens, np.asarray([row]), data.pad_id)
+        tokens, length = rows.gather(store.tokens, np.asarray([row]), data.info.pad_id)
         return tokens[0], length[0]
 
     def stack(items):

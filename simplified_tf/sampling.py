@@ -161,6 +161,6 @@ def sample_text(run: Run, prompt: str, **kwargs) -> tuple[str, np.ndarray]:
     """(prompt + continuation as text, new token ids) for a loaded run."""
     ids = run.data.encode(prompt)
     new = generate(
-        run.graphdef, run.state, ids, max_len=run.max_len, stop_id=run.data.eos_id, **kwargs
+        run.graphdef, run.state, ids, max_len=run.max_len, stop_id=run.data.info.eos_id, **kwargs
     )
     return run.data.decode(np.concatenate([ids, new])), new

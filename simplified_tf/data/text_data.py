@@ -138,7 +138,7 @@ class TextData:
             len(self.val_rows),
         )
 
-    # --- properties used by tasks and sampling code ---
+    # --- properties used by tasks and sampling code (token ids: `self.info`) ---
     @property
     def tokenizer(self):
         return self.info.tokenizer
@@ -147,14 +147,6 @@ class TextData:
     def vocab_size(self) -> int:
         """Size of the tokenizer's vocabulary (<= data.vocab_size, the embedding size)."""
         return self.info.vocab_size
-
-    @property
-    def eos_id(self) -> int:
-        return self.info.eos_id
-
-    @property
-    def pad_id(self) -> int:
-        return self.info.pad_id
 
     @property
     def num_train_tokens(self) -> int:
@@ -173,7 +165,7 @@ class TextData:
 
     # --- batches ---
     def _rows_to_batch(self, store, rows, idx, noise_3BT=None):
-        tokens_NW, lengths_N = rows.gather(store.tokens, idx, self.pad_id)
+        tokens_NW, lengths_N = rows.gather(store.tokens, idx, self.info.pad_id)
         return self.batch_arrays(tokens_NW, lengths_N, noise_3BT)
 
     def batch_arrays(self, tokens_NW, lengths_N, noise_3BT=None) -> dict[str, np.ndarray]:
@@ -183,8 +175,8 @@ class TextData:
                 tokens_NW,
                 lengths_N,
                 self.config.seq_len,
-                pad_id=self.pad_id,
-                eos_id=self.eos_id,
+                pad_id=self.info.pad_id,
+                eos_id=self.info.eos_id,
                 mask_eos=self.config.mask_eos,
             )
         tokens_BT, valid_BT = batches.bert_rows(
@@ -192,7 +184,7 @@ class TextData:
             lengths_N,
             cls_id=self.info.cls_id,
             sep_id=self.info.sep_id,
-            pad_id=self.pad_id,
+            pad_id=self.info.pad_id,
         )
         return masking.apply_mlm(
             tokens_BT,
@@ -238,7 +230,7 @@ class TextData:
         for k, v in part.items():
             full = np.zeros((len(used),) + v.shape[1:], v.dtype)
             if k in ("inputs", "targets"):
-                full[:] = self.pad_id
+                full[:] = self.info.pad_id
             if used.any():
                 full[used] = v
             out[k] = full

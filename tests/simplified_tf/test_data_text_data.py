@@ -43,7 +43,7 @@ def test_decoder_batches(corpus_dir, cache_dir):
     assert b["inputs"].dtype == np.int32 and b["weights"].dtype == np.float32
     np.testing.assert_array_equal(b["targets"][:, :-1], b["inputs"][:, 1:])
     np.testing.assert_array_equal(b["weights"][:, -1], 0)  # last position has no target
-    assert (b["inputs"] != data.eos_id).all()  # full chunks never hold the separator
+    assert (b["inputs"] != data.info.eos_id).all()  # full chunks never hold the separator
     assert data.vocab_size <= 400 and data.tokenizer.get_vocab_size() == data.vocab_size
     # full chunks: sum over train documents of floor(tokens / 32)
     lengths = np.diff(data.train_store.offsets) - 1
@@ -74,7 +74,7 @@ def test_bert_batches_sharded_and_masked(corpus_dir, cache_dir):
     assert all(tok.id_to_token(int(t)) == "[CLS]" for t in b["targets"][:, 0])
     special = np.isin(b["targets"], data.info.special_ids)
     assert not b["weights"][special | ~b["valid"]].any()
-    assert (b["targets"][~b["valid"]] == data.pad_id).all()
+    assert (b["targets"][~b["valid"]] == data.info.pad_id).all()
     shards = [data.host_batch(2, i, 4) for i in range(4)]
     chex.assert_trees_all_equal({k: np.concatenate([s[k] for s in shards]) for k in b}, b)
     rate = np.mean([data.host_batch(s)["weights"][~special].mean() for s in range(20)])
