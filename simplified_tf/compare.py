@@ -21,7 +21,7 @@ import ml_collections
 
 from trainloop import config_util
 from trainloop import mesh as mesh_lib
-from trainloop.config_util import ConfigError
+from trainloop.config_util import ConfigError, apply_overrides
 from trainloop.defaults import validate
 from trainloop.metrics import read_metrics
 from trainloop.optim import make_optimizer
@@ -40,29 +40,6 @@ def load_config(spec: str, block: str, steps: int = 0, overrides=()) -> ml_colle
     if steps:
         config.num_steps = int(steps)
     return validate(config)
-
-
-def apply_overrides(config: ml_collections.ConfigDict, overrides) -> ml_collections.ConfigDict:
-    """Applies "dotted.key=value" strings; the value is parsed as the existing value's type."""
-    for item in overrides or ():
-        key, sep, raw = item.partition("=")
-        node = config
-        parts = key.split(".")
-        for p in parts[:-1]:
-            node = node[p] if p in node else None
-            if node is None:
-                break
-        if not sep or node is None or parts[-1] not in node:
-            raise ConfigError(f"Override {item!r}: expected existing.dotted.key=value.")
-        old = node[parts[-1]]
-        if isinstance(old, bool):
-            value = raw.lower() in ("1", "true", "yes")
-        elif isinstance(old, (int, float)) and not isinstance(old, bool):
-            value = type(old)(float(raw)) if isinstance(old, int) else float(raw)
-        else:
-            value = raw
-        node[parts[-1]] = value
-    return config
 
 
 def latest_step(workdir: str) -> int | None:

@@ -10,10 +10,11 @@ import ml_collections
 
 from trainloop.errors import ConfigError  # re-exported: the historical home of ConfigError
 
-__all__ = ["ConfigError", "check_choice", "parse_arg"]
+__all__ = ["ConfigError", "apply_overrides", "check_choice", "check_min", "parse_arg"]
 
 
 def _coerce(name: str, raw: str, default: Any) -> Any:
+    """`raw` as a value of `default`'s type; a ConfigError names what does not parse as that."""
     if isinstance(default, bool):
         if raw.lower() in ("1", "true", "yes", "on"):
             return True
@@ -25,12 +26,39 @@ def _coerce(name: str, raw: str, default: Any) -> Any:
             return ast.literal_eval(raw)
         except (ValueError, SyntaxError):
             return raw
+    if isinstance(default, (tuple, list)):
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = None
+        if not isinstance(value, (tuple, list)):
+            raise ConfigError(
+                f"Config arg {name}={raw!r} is not a {type(default).__name__} literal "
+                "(write e.g. (1, 2) or ('a', 'b'))."
+            )
+        return type(default)(value)
     try:
         return type(default)(raw)
     except ValueError:
         raise ConfigError(
             f"Config arg {name}={raw!r} is not a valid {type(default).__name__}."
         ) from None
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides) -> ml_collections.ConfigDict:
+    """Applies "dotted.key=value" strings to existing keys of `config`, each value parsed strictly
+    as the type of the value it replaces (the rules of `parse_arg`)."""
+    for item in overrides or ():
+        key, sep, raw = item.partition("=")
+        node, parts = config, key.split(".")
+        for part in parts[:-1]:
+            node = (
+                node[part] if isinstance(node, ml_collections.ConfigDict) and part in node else None
+            )
+        if not sep or not isinstance(node, ml_collections.ConfigDict) or parts[-1] not in node:
+            raise ConfigError(f"Override {item!r}: expected existing.dotted.key=value.")
+        node[parts[-1]] = _coerce(key, raw, node[parts[-1]])
+    return config
 
 
 def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:

@@ -26,14 +26,14 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from simplified_tf.compare import apply_overrides, eval_curve, is_finished
+from simplified_tf.compare import eval_curve, is_finished
 from simplified_tf.downstream import claims, finetune, report
 from simplified_tf.downstream.recipes import finetune_config
 from simplified_tf.params import count_params
 from simplified_tf.recipes import bert_config
 from simplified_tf.repro import provenance
 from simplified_tf.tasks import make_mlm_task
-from trainloop.config_util import check_choice, check_min
+from trainloop.config_util import apply_overrides, check_choice, check_min
 from trainloop.errors import Interrupted
 from trainloop.train import NonFiniteError, train_and_evaluate
 

@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from trainloop.config_util import ConfigError, check_choice, check_min, parse_arg
+from trainloop.config_util import ConfigError, apply_overrides, check_choice, check_min, parse_arg
 from trainloop.defaults import base_config
 from trainloop.optim import make_optimizer, make_schedule, path_mask
 
@@ -117,3 +117,27 @@ def test_check_min_names_the_value_and_the_bound():
     assert check_min("data.seq_len", 2, 2) == 2
     with pytest.raises(ConfigError, match=r"data.max_documents=-1 must be >= 0 \(0 = no cap\)\."):
         check_min("data.max_documents", -1, 0, "0 = no cap")
+
+
+def test_apply_overrides_parses_strictly_as_the_replaced_type():
+    import ml_collections
+
+    def cfg():
+        return ml_collections.ConfigDict(
+            {"flag": True, "steps": 3, "lr": 0.1, "rules": ("a",), "data": {"source": "x"}}
+        )
+
+    c = apply_overrides(
+        cfg(), ["flag=off", "steps=7", "lr=2e-3", "rules=('b', 'c')", "data.source=/d"]
+    )
+    assert (c.flag, c.steps, c.lr, c.rules, c.data.source) == (False, 7, 2e-3, ("b", "c"), "/d")
+    for bad, match in (
+        ("flag=flase", "not a boolean"),
+        ("steps=2.7", "not a valid int"),
+        ("rules=abc", "not a tuple literal"),
+        ("data.nope=1", "expected existing.dotted.key=value"),
+        ("data.source.x=1", "expected existing.dotted.key=value"),
+        ("steps", "expected existing.dotted.key=value"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            apply_overrides(cfg(), [bad])
