@@ -75,27 +75,25 @@ class DataConfig:
 
     @classmethod
     def parse(cls, cfg: Mapping[str, Any] | ml_collections.ConfigDict) -> DataConfig:
-        get = cfg.get
+        """Missing keys take the defaults of `default_data_config("bert")` (the masking ones are
+        only read by the MLM task); `mask_eos` (decoder targets), an expert switch, is True."""
+        v = {"mask_eos": True} | default_data_config("bert").to_dict() | dict(cfg)
         out = cls(
-            source=str(get("source", "stdlib")),
-            tokenizer=str(get("tokenizer", "")),
-            vocab_size=int(get("vocab_size", 8192)),
-            seq_len=int(get("seq_len", 128)),
-            packing=str(get("packing", "full_chunks")),
-            val_fraction=float(get("val_fraction", 0.02)),
-            max_documents=int(get("max_documents", 0)),
-            cache_dir=str(get("cache_dir", "")),
-            text_field=str(get("text_field", "text")),
-            eval_batches=int(get("eval_batches", 8)),
-            tokenizer_train_bytes=int(
-                get("tokenizer_train_bytes", prepare.DEFAULT_TOKENIZER_TRAIN_BYTES)
-            ),
-            shard_tokens=int(get("shard_tokens", token_store.DEFAULT_SHARD_TOKENS)),
-            mask_eos=bool(get("mask_eos", True)),
+            source=str(v["source"]),
+            tokenizer=str(v["tokenizer"]),
+            vocab_size=int(v["vocab_size"]),
+            seq_len=int(v["seq_len"]),
+            packing=str(v["packing"]),
+            val_fraction=float(v["val_fraction"]),
+            max_documents=int(v["max_documents"]),
+            cache_dir=str(v["cache_dir"]),
+            text_field=str(v["text_field"]),
+            eval_batches=int(v["eval_batches"]),
+            tokenizer_train_bytes=int(v["tokenizer_train_bytes"]),
+            shard_tokens=int(v["shard_tokens"]),
+            mask_eos=bool(v["mask_eos"]),
             mask=masking.MaskSpec(
-                float(get("mask_prob", 0.25)),
-                float(get("mask_token_prob", 0.8)),
-                float(get("random_token_prob", 0.1)),
+                float(v["mask_prob"]), float(v["mask_token_prob"]), float(v["random_token_prob"])
             ),
         )
         check_choice("data.packing", out.packing, batches.PACKINGS)
