@@ -100,9 +100,7 @@ def _init_params(spec: ModelSpec, rng: jax.Array) -> dict:
         }
     else:
         bc = spec.init_std * jax.random.normal(k_attn, (L, H, 2, d, d), jnp.float32)
-        if spec.parameterization == "p0":
-            bc = bc.at[:, :, 0].set(0.0)
-        attn = {"bc": bc}
+        attn = {"bc": _without_b(bc) if spec.parameterization == "p0" else bc}
     params = {"attn": attn}
     if spec.embed:
         k1, k2 = jax.random.split(k_embed)
@@ -125,13 +123,16 @@ def sparse_to_full(bc_LH2DD: jax.Array) -> tuple[jax.Array, jax.Array]:
     return p, q
 
 
+def _without_b(bc_LH2DD: jax.Array) -> jax.Array:
+    """The B/C blocks with B set to 0 (the `p0` parameterisation); its gradient is 0 there."""
+    return bc_LH2DD.at[:, :, 0].set(0.0)
+
+
 def masked_bc(spec: ModelSpec, params: dict) -> jax.Array:
-    """The (L, H, 2, d, d) B/C blocks as the forward pass sees them: for `p0`, B multiplied by 0
-    (so its gradient is exactly 0 and no optimiser moves it)."""
+    """The (L, H, 2, d, d) B/C blocks as the forward pass sees them: for `p0`, B zeroed (so its
+    gradient is exactly 0 and no optimiser moves it)."""
     bc = params["attn"]["bc"]
-    if spec.parameterization == "p0":
-        bc = bc * jnp.array([0.0, 1.0], bc.dtype)[:, None, None]
-    return bc
+    return _without_b(bc) if spec.parameterization == "p0" else bc
 
 
 def attention_matrices(spec: ModelSpec, params: dict) -> tuple[jax.Array, jax.Array]:
