@@ -2,7 +2,7 @@
 
 `DecoderBench(block, size, batch_size)` builds the config with `simplified_tf.recipes` (the suite's own
 recipe: AdamW, clipping, warm-up/decay schedule, no-decay and frozen rules), the parameters and
-loss with `simplified_tf.tasks` pieces, and the step with `trainloop.step.make_train_step`, jitted
+loss with `simplified_tf.tasks` pieces, and the step with `trainloop.step.build_programs`, jitted
 with the state donated exactly like `train_and_evaluate`. The only departure from a real run is the
 batch: one fixed batch of random tokens of the right shape (no text pipeline, no tokenizer), so the
 numbers measure the step itself.
@@ -31,9 +31,8 @@ from simplified_tf import recipes
 from simplified_tf.params import count_params, model_fns
 from simplified_tf.tasks import weighted_cross_entropy
 from trainloop.host_alloc import page_faults
-from trainloop.mesh import make_mesh
-from trainloop.optim import make_optimizer
-from trainloop.step import make_init_state, make_train_step
+from trainloop.mesh import global_batch
+from trainloop.step import build_programs
 from trainloop.task import Task
 
 
@@ -153,30 +152,20 @@ def _memory_analysis(compiled) -> dict:
 
 
 def build_step(block, size, batch_size, model_overrides=None, devices=None, seed=0):
-    """(config, step_fn, init_state, host batch, init key): the pieces `train_and_evaluate` uses."""
+    """(config, programs, host batch): the set-up `train_and_evaluate` uses
+    (`trainloop.step.build_programs`) for a decoder on one fixed random batch."""
     config = decoder_config(block, size, batch_size, **(model_overrides or {}))
-    mesh = make_mesh(config.mesh, devices)
+    config.seed = seed
     batch = random_batch(config.model, batch_size, seed)
-    task = lm_task(config, batch)
-    init_key, step_key, data_key = jax.random.split(jax.random.key(seed), 3)
-    abstract = jax.eval_shape(task.init, init_key)
-    tx, schedule = make_optimizer(config.optimizer, int(config.num_steps), abstract)
-
-    init_state = make_init_state(task, tx)
-
-    step_fn = make_train_step(task, tx, schedule, config, mesh, step_key, data_key)
-    return config, step_fn, init_state, batch, init_key
+    return config, build_programs(config, lm_task(config, batch), devices), batch
 
 
 def compile_only(block, size, batch_size, **model_overrides) -> dict:
     """Lower + compile time of the train step from abstract shapes (nothing is allocated)."""
-    config, step_fn, init_state, batch, init_key = build_step(
-        block, size, batch_size, model_overrides
-    )
-    abstract_state = jax.eval_shape(init_state, init_key)
+    config, programs, batch = build_step(block, size, batch_size, model_overrides)
     abstract_batch = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), batch)
     t0 = time.perf_counter()
-    lowered = jax.jit(step_fn, donate_argnums=(0,)).lower(abstract_state, abstract_batch)
+    lowered = programs.train_step.lower(programs.abstract_state, abstract_batch)
     t1 = time.perf_counter()
     lowered.compile()
     t2 = time.perf_counter()
@@ -208,14 +197,14 @@ class DecoderBench:
         built = build_step(
             self.block, self.size, self.batch_size, self.model_overrides, self.devices, self.seed
         )
-        config, step_fn, init_state, batch, init_key = built
+        config, programs, batch = built
         self.config = config
         self.model_cfg = config.model
         mem0 = host_memory()
-        self.state = jax.jit(init_state)(init_key)
-        self.batch = jax.device_put(batch, (self.devices or jax.devices())[0])
+        self.state = programs.initial_state()
+        self.batch = global_batch(batch, programs.mesh, self.batch_size)
         t0 = time.perf_counter()
-        lowered = jax.jit(step_fn, donate_argnums=(0,)).lower(self.state, self.batch)
+        lowered = programs.train_step.lower(self.state, self.batch)
         t1 = time.perf_counter()
         self.compiled = lowered.compile(compiler_options=self.compiler_options)
         t2 = time.perf_counter()

@@ -24,8 +24,7 @@ from trainloop import mesh as mesh_lib
 from trainloop.config_util import ConfigError, apply_overrides
 from trainloop.defaults import validate
 from trainloop.metrics import read_metrics
-from trainloop.optim import make_optimizer
-from trainloop.step import make_init_state, make_train_step
+from trainloop.step import build_programs
 
 
 def load_config(spec: str, block: str, steps: int = 0, overrides=()) -> ml_collections.ConfigDict:
@@ -68,19 +67,11 @@ def eval_curve(workdir: str) -> dict[str, list[float]]:
 
 
 def timing_program(config: ml_collections.ConfigDict, task):
-    """(jitted donated train step, initial state, a placed batch) exactly as the loop builds them."""
-    mesh = mesh_lib.make_mesh(config.mesh)
-    init_key, step_key, data_key, _ = jax.random.split(jax.random.key(config.seed), 4)
-    abstract_params = jax.eval_shape(task.init, init_key)
-    tx, schedule = make_optimizer(config.optimizer, int(config.num_steps), abstract_params)
-
-    init_state = make_init_state(task, tx)
-
-    state = jax.jit(init_state, out_shardings=mesh_lib.replicated(mesh))(init_key)
-    step_fn = make_train_step(task, tx, schedule, config, mesh, step_key, data_key)
-    train_step = jax.jit(step_fn, donate_argnums=(0,))
-    batch = mesh_lib.global_batch(task.host_batch(0, 0, 1), mesh, int(config.batch_size))
-    return train_step, state, batch
+    """(jitted donated train step, initial state, a placed batch) exactly as the loop builds them
+    (`trainloop.step.build_programs`: the same mesh, FSDP shardings and keys)."""
+    programs = build_programs(config, task)
+    batch = mesh_lib.global_batch(task.host_batch(0, 0, 1), programs.mesh, int(config.batch_size))
+    return programs.train_step, programs.initial_state(), batch
 
 
 def time_interleaved(programs: dict, *, rounds: int = 3, steps: int = 10, warmup: int = 2):

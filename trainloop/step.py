@@ -1,5 +1,7 @@
 """The compiled programs of the loop: the train step and the eval step, as pure functions.
 
+`build_programs(config, task)` is the one set-up of a run (mesh, keys, optimizer, FSDP shardings,
+the jitted donated step) shared by the loop, the block comparisons and the benchmarks.
 `make_train_step` and `make_eval_step` return functions of (state, batch) and (params, batch) that
 `trainloop.train` jits; nothing here touches the host, files or the mesh beyond a sharding
 constraint. Gradient accumulation runs as a `lax.scan` over strided microbatches inside the one
@@ -9,12 +11,17 @@ step's inactive microbatches with a `lax.cond`, so every step of a run shares on
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
 import jax
 import jax.numpy as jnp
+import ml_collections
 
 from trainloop import mesh as mesh_lib
 from trainloop import ramp as ramp_lib
-from trainloop.optim import global_norm
+from trainloop.optim import global_norm, make_optimizer
 from trainloop.task import Task
 
 
@@ -194,3 +201,47 @@ def make_eval_step(task: Task, eval_key, accum: int = 1):
         return loss, aux
 
     return eval_step
+
+
+@dataclasses.dataclass(frozen=True)
+class Programs:
+    """What a run compiles and starts from, built once by `build_programs`."""
+
+    mesh: Any
+    tx: Any
+    schedule: Callable
+    init_key: jax.Array
+    eval_key: jax.Array
+    init_state: Callable  # init key -> train state (pure)
+    shardings: Any  # of the train state: FSDP per `config.mesh`, step counters replicated
+    abstract_state: Any  # ShapeDtypeStructs carrying `shardings` (checkpoint restore, lowering)
+    step_fn: Callable  # (state, batch) -> (state, metrics), not jitted
+    train_step: Callable  # step_fn jitted, state donated, output state in `shardings`
+
+    def initial_state(self):
+        """The train state at step 0, placed in its shardings."""
+        return jax.jit(self.init_state, out_shardings=self.shardings)(self.init_key)
+
+
+def build_programs(config: ml_collections.ConfigDict, task: Task, devices=None) -> Programs:
+    """The mesh over `devices` (default: all), the run's keys from `config.seed`, its optimizer,
+    state shardings and jitted train step. Keys: split(key(seed), 4) = init, step, data, eval."""
+    mesh = mesh_lib.make_mesh(config.mesh, devices)
+    mesh_lib.check_batch_divisible(config.batch_size, config.grad_accum_steps, mesh)
+    init_key, step_key, data_key, eval_key = jax.random.split(jax.random.key(config.seed), 4)
+    abstract_params = jax.eval_shape(task.init, init_key)
+    num_steps = int(config.num_steps)
+    tx, schedule = make_optimizer(config.optimizer, num_steps, abstract_params, step_table(config))
+    init_state = make_init_state(task, tx)
+    abstract_state = jax.eval_shape(init_state, init_key)
+    shardings = mesh_lib.tree_shardings(abstract_state, mesh, int(config.mesh.fsdp_min_size))
+    shardings["step"] = shardings["nonfinite"] = mesh_lib.replicated(mesh)
+    abstract_state = jax.tree_util.tree_map(
+        lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), abstract_state, shardings
+    )
+    step_fn = make_train_step(task, tx, schedule, config, mesh, step_key, data_key)
+    train_step = jax.jit(step_fn, donate_argnums=(0,), out_shardings=(shardings, None))
+    return Programs(
+        mesh, tx, schedule, init_key, eval_key, init_state, shardings, abstract_state, step_fn,
+        train_step,
+    )  # fmt: skip

@@ -23,22 +23,15 @@ from absl import logging
 
 from trainloop import mesh as mesh_lib
 from trainloop import signals
+from trainloop import step as step_lib
 from trainloop.checkpoint import Checkpoints, complete_steps, structure_signature
 from trainloop.config_util import ConfigError
 from trainloop.defaults import validate
 from trainloop.errors import NonFiniteError
 from trainloop.metrics import MetricsWriter
-from trainloop.optim import make_optimizer
 from trainloop.prefetch import Prefetcher
 from trainloop.progress import Progress, announce
-from trainloop.step import (
-    eval_accum_steps,
-    is_log_step,
-    make_eval_step,
-    make_init_state,  # noqa: F401  (imported from here by callers that build the step themselves)
-    make_train_step,
-    step_table,
-)
+from trainloop.step import eval_accum_steps, is_log_step, make_eval_step
 from trainloop.task import Task
 
 NONFINITE_WHAT = {1: "train/loss", 2: "train/grad_norm"}
@@ -180,29 +173,14 @@ def _stop_note(directory: str):
 
 
 def _train_and_evaluate(config, workdir, task, devices) -> TrainResult:
-    mesh = mesh_lib.make_mesh(config.mesh, devices)
     if task.global_batch_size != config.batch_size:
         raise ConfigError(
             f"Task batch size {task.global_batch_size} differs from batch_size={config.batch_size}."
         )
-    mesh_lib.check_batch_divisible(config.batch_size, config.grad_accum_steps, mesh)
+    programs = step_lib.build_programs(config, task, devices)
+    mesh, abstract_state = programs.mesh, programs.abstract_state
     _check_workdir(workdir)
     num_steps = int(config.num_steps)
-
-    root = jax.random.key(config.seed)
-    init_key, step_key, data_key, eval_key = jax.random.split(root, 4)
-    abstract_params = jax.eval_shape(task.init, init_key)
-    tx, schedule = make_optimizer(config.optimizer, num_steps, abstract_params, step_table(config))
-
-    init_state = make_init_state(task, tx)
-
-    abstract_state = jax.eval_shape(init_state, init_key)
-    min_size = int(config.mesh.fsdp_min_size)
-    shardings = mesh_lib.tree_shardings(abstract_state, mesh, min_size)
-    shardings["step"] = shardings["nonfinite"] = mesh_lib.replicated(mesh)
-    abstract_state = jax.tree_util.tree_map(
-        lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), abstract_state, shardings
-    )
 
     ckpts = Checkpoints(workdir, config.checkpoint_every, config.keep_checkpoints)
     writer = None
@@ -212,20 +190,18 @@ def _train_and_evaluate(config, workdir, task, devices) -> TrainResult:
             latest, state, _ = restored
             announce(f"Resuming from {ckpts.directory} at step {latest}.")
         else:
-            state = jax.jit(init_state, out_shardings=shardings)(init_key)
+            state = programs.initial_state()
         _write_config(workdir, config)
         writer = MetricsWriter(workdir)
         start = int(jax.device_get(state["step"]))
         writer.truncate_after(start)
         meta = {"structure": structure_signature(abstract_state), "task": task.name}
 
-        step_fn = make_train_step(task, tx, schedule, config, mesh, step_key, data_key)
-        train_step = jax.jit(step_fn, donate_argnums=(0,), out_shardings=(shardings, None))
-        eval_accum = eval_accum_steps(config)
-        eval_step = jax.jit(make_eval_step(task, eval_key, eval_accum))
+        eval_step = jax.jit(make_eval_step(task, programs.eval_key, eval_accum_steps(config)))
         result = _run(
-            config, task, mesh, state, start, num_steps, train_step, eval_step, ckpts, writer, meta
-        )
+            config, task, mesh, state, start, num_steps, programs.train_step, eval_step, ckpts,
+            writer, meta,
+        )  # fmt: skip
     except BaseException as error:
         _close_after_error(error, ckpts, writer)
         raise

@@ -18,20 +18,14 @@ def per_run_step_seconds(spec: RunSpec, num_runs: int, *, steps: int = 5, warmup
     import jax
 
     from simplified_tf.tasks import make_task_and_data
-    from trainloop import mesh as mesh_lib
-    from trainloop.optim import make_optimizer
-    from trainloop.step import make_init_state, make_train_step
+    from trainloop.step import build_programs
 
     config = spec.config()
     task = make_task_and_data(config, spec.arm.kind)[0]
-    mesh = mesh_lib.make_mesh(config.mesh)
-    keys = jax.random.split(jax.random.key(config.seed), 4)
-    abstract = jax.eval_shape(task.init, keys[0])
-    tx, schedule = make_optimizer(config.optimizer, int(config.num_steps), abstract)
-    init_state = make_init_state(task, tx)
-    step_fn = make_train_step(task, tx, schedule, config, mesh, keys[1], keys[2])
+    programs = build_programs(config, task)
+    init_state, step_fn = programs.init_state, programs.step_fn
     batch = task.host_batch(0, 0, 1)
-    init_keys = jax.random.split(keys[0], num_runs)
+    init_keys = jax.random.split(programs.init_key, num_runs)
     if num_runs == 1:
         state = jax.jit(init_state)(init_keys[0])
         fn = jax.jit(step_fn, donate_argnums=(0,))

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from toy import make_toy_task, toy_config
 
+from trainloop import step as step_lib
 from trainloop import train as train_lib
 from trainloop.config_util import ConfigError
 from trainloop.metrics import read_metrics
@@ -74,9 +75,9 @@ def test_grad_accumulation_weights_microbatches_by_their_weight(tmp_path):
 
 
 def test_step_compiles_once(tmp_path, monkeypatch):
-    original = train_lib.make_train_step
+    original = step_lib.make_train_step
     monkeypatch.setattr(
-        train_lib,
+        step_lib,
         "make_train_step",
         lambda *a, **k: chex.assert_max_traces(original(*a, **k), n=1),
     )
@@ -181,8 +182,8 @@ def test_eval_in_microbatches_equals_whole_batch(tmp_path):
     # whole batch's weighted mean: eval_accum_steps=4 must reproduce eval_accum_steps=1.
     task = make_toy_task(dropout=False, weighted=True)
     batch = task.eval_batches()[0]
-    whole = train_lib.make_eval_step(task, jax.random.key(0), 1)
-    micro = train_lib.make_eval_step(task, jax.random.key(0), 4)
+    whole = step_lib.make_eval_step(task, jax.random.key(0), 1)
+    micro = step_lib.make_eval_step(task, jax.random.key(0), 4)
     params = task.init(jax.random.key(1))
     loss1, aux1 = jax.jit(whole)(params, batch)
     loss4, aux4 = jax.jit(micro)(params, batch)
@@ -207,13 +208,13 @@ def test_eval_in_microbatches_equals_whole_batch(tmp_path):
 
 def test_batch_ramp_compiles_once_resumes_bitwise_and_logs_batch_size(tmp_path, monkeypatch):
     # 16 rows = 4 microbatches of 4; ramp over 6 microbatches: steps use 1, 1, 2, 3, 4, ... of them.
-    original, traces = train_lib.make_train_step, []
+    original, traces = step_lib.make_train_step, []
 
     def counted(*a, **k):
         fn = original(*a, **k)
         return lambda state, batch: traces.append(1) or fn(state, batch)  # runs when traced
 
-    monkeypatch.setattr(train_lib, "make_train_step", counted)
+    monkeypatch.setattr(step_lib, "make_train_step", counted)
     ramp = dict(grad_accum_steps=4, batch_ramp_microbatches=6, num_steps=12)
     full = _run(tmp_path / "full", **ramp)
     assert len(traces) == 1  # one program for every accumulation count
@@ -229,18 +230,18 @@ def test_ramped_step_equals_accumulating_only_its_active_microbatches():
     # At a(k) = 3 of 4 microbatches, the ramped step must equal a plain 3-microbatch step on the
     # rows of those microbatches (microbatch i = rows i, i+4, ...), weighted rows included.
     task = make_toy_task(dropout=False, weighted=True)
-    mesh = train_lib.mesh_lib.make_mesh(toy_config().mesh, jax.devices()[:1])
+    mesh = step_lib.mesh_lib.make_mesh(toy_config().mesh, jax.devices()[:1])
     keys = jax.random.split(jax.random.key(0), 3)
 
     def step_after(state, batch, **overrides):
         config = toy_config(**{"optimizer.schedule": "constant", **overrides})
-        tx, schedule = train_lib.make_optimizer(
-            config.optimizer, 12, task.init(keys[0]), train_lib.step_table(config)
+        tx, schedule = step_lib.make_optimizer(
+            config.optimizer, 12, task.init(keys[0]), step_lib.step_table(config)
         )
         if state is None:
-            state = train_lib.make_init_state(task, tx)(keys[0])
+            state = step_lib.make_init_state(task, tx)(keys[0])
             state["step"] = jnp.int32(3)  # a(3) = 3 under this ramp
-        fn = train_lib.make_train_step(task, tx, schedule, config, mesh, keys[1], keys[2])
+        fn = step_lib.make_train_step(task, tx, schedule, config, mesh, keys[1], keys[2])
         return state, jax.jit(fn)(state, batch)[0]
 
     batch = task.host_batch(0, 0, 1)
