@@ -20,21 +20,19 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
-
 from simplified_tf.data import cache_util, prepare  # noqa: E402
 from simplified_tf.data.text_data import DataConfig  # noqa: E402
+from trainloop import cli  # noqa: E402
 from trainloop.config_util import ConfigError  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "A decoder or BERT config (path.py:args)."
-)
+_CONFIG = cli.define_config_flag("config", "A decoder or BERT config (path.py:args).")
 
 
 def main(argv):
-    del argv
+    cli.prologue(argv, verbosity=None)
     config = _CONFIG.value
+    if config is None:
+        raise ConfigError("--config is required, e.g. --config=configs/decoder.py:size=small.")
     kind = config.model.kind
     cfg = DataConfig.parse(config.data)
     start = time.perf_counter()
@@ -50,7 +48,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    try:
-        app.run(main)
-    except ConfigError as e:
-        sys.exit(f"Config error: {e}")
+    cli.run(main)
