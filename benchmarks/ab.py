@@ -2,13 +2,14 @@
 
   .venv/bin/python benchmarks/ab.py --size=medium --block=pre_ln \\
       --variant base --variant 'region:xla.xla_cpu_copy_insertion_use_region_analysis=true'
-  .venv/bin/python benchmarks/ab.py --variant base --variant 'optax:trainloop.optim.FUSE_ADAMW=0'
+  .venv/bin/python benchmarks/ab.py --variant base --variant 'optax:optimizer.fused=false'
 
 A variant is `name:setting,setting,...` (the first one is the baseline; `base` alone = no settings):
   xla.<option>=<value>      an XLA compile option of the step (e.g. xla_cpu_use_onednn=true)
-  model.<key>=<value>       a model-config override (e.g. model.scan_layers=false)
-  <module>.<ATTR>=<value>   a module-level switch, set while that variant is traced (e.g.
-                            trainloop.optim.FUSE_ADAMW=0, simplified_tf.blocks.FUSE_PARALLEL_INPUTS=0)
+  model.<key>=<value>       a model-config override, including the implementation choices of
+                            simplified_tf.model_config.IMPLEMENTATIONS (e.g. model.rmsnorm_grad=autodiff,
+                            model.cumsum_impl=xla, model.fuse_parallel_inputs=false)
+  optimizer.<key>=<value>   an optimizer-config key (e.g. optimizer.fused=false: optax's AdamW chain)
 Every variant is built and warmed up, then timed round-robin (order rotated each round); the ratio of
 each variant to the baseline is the median over rounds of the paired round-median step times, so load
 drifting between rounds cancels. Prints the load average before and after (the machine is shared).
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import importlib
 import os
 import sys
 import time
@@ -46,43 +46,27 @@ def _value(text: str):
 
 
 def parse_variant(spec: str) -> tuple[str, dict, dict, dict]:
-    """'name:k=v,k=v' -> (name, xla options, model overrides, {(module, attr): value})."""
+    """'name:k=v,k=v' -> (name, xla options, model overrides, optimizer overrides)."""
     name, _, rest = spec.partition(":")
-    xla, model, switches = {}, {}, {}
+    parts = {"xla": {}, "model": {}, "optimizer": {}}
     for item in filter(None, (s.strip() for s in rest.split(","))):
         key, eq, val = item.partition("=")
-        if not eq:
-            raise SystemExit(f"--variant {spec!r}: setting {item!r} is not key=value")
-        if key.startswith("xla."):
-            xla[key[4:]] = _value(val)
-        elif key.startswith("model."):
-            model[key[6:]] = _value(val)
-        else:
-            module, _, attr = key.rpartition(".")
-            if not module:
-                raise SystemExit(
-                    f"--variant {spec!r}: {key!r} is none of xla.<option>, model.<key>, "
-                    "<module>.<ATTR>"
-                )
-            switches[(module, attr)] = _value(val)
-    return name or "base", xla, model, switches
+        group, _, field = key.partition(".")
+        if not eq or group not in parts or not field:
+            raise SystemExit(
+                f"--variant {spec!r}: {item!r} is none of xla.<option>=v, model.<key>=v, "
+                "optimizer.<key>=v"
+            )
+        parts[group][field] = _value(val)
+    return name or "base", parts["xla"], parts["model"], parts["optimizer"]
 
 
 def build(size, block, batch, variant, warmup: int) -> DecoderBench:
-    name, xla, model, switches = variant
-    saved = {}
-    for (module, attr), value in switches.items():
-        mod = importlib.import_module(module)
-        if not hasattr(mod, attr):
-            raise SystemExit(f"variant {name!r}: {module} has no attribute {attr}")
-        saved[(mod, attr)] = getattr(mod, attr)
-        setattr(mod, attr, type(saved[(mod, attr)])(value))
-    try:
-        bench = DecoderBench(block, size, batch, model, compiler_options=xla or None)
-        bench.warmup(warmup)  # the first call traces nothing more: the step is compiled above
-    finally:
-        for (mod, attr), value in saved.items():
-            setattr(mod, attr, value)
+    name, xla, model, optimizer = variant
+    bench = DecoderBench(
+        block, size, batch, model, compiler_options=xla or None, optimizer_overrides=optimizer
+    )
+    bench.warmup(warmup)  # the first call traces nothing more: the step is compiled above
     return bench
 
 

@@ -151,11 +151,13 @@ def _memory_analysis(compiled) -> dict:
     return out
 
 
-def build_step(block, size, batch_size, model_overrides=None, devices=None, seed=0):
+def build_step(block, size, batch_size, model_overrides=None, devices=None, seed=0, optimizer=None):
     """(config, programs, host batch): the set-up `train_and_evaluate` uses
-    (`trainloop.step.build_programs`) for a decoder on one fixed random batch."""
+    (`trainloop.step.build_programs`) for a decoder on one fixed random batch; `optimizer` sets
+    keys of config.optimizer."""
     config = decoder_config(block, size, batch_size, **(model_overrides or {}))
     config.seed = seed
+    config.optimizer.update(optimizer or {})
     batch = random_batch(config.model, batch_size, seed)
     return config, build_programs(config, lm_task(config, batch), devices), batch
 
@@ -192,11 +194,13 @@ class DecoderBench:
     devices: list | None = None
     seed: int = 0
     compiler_options: dict | None = None  # XLA options for this step's compile (benchmarks/ab.py)
+    optimizer_overrides: dict = dataclasses.field(default_factory=dict)  # e.g. {"fused": False}
 
     def __post_init__(self):
         built = build_step(
-            self.block, self.size, self.batch_size, self.model_overrides, self.devices, self.seed
-        )
+            self.block, self.size, self.batch_size, self.model_overrides, self.devices, self.seed,
+            self.optimizer_overrides,
+        )  # fmt: skip
         config, programs, batch = built
         self.config = config
         self.model_cfg = config.model

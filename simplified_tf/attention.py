@@ -26,14 +26,13 @@ import ml_collections
 from flax import nnx
 
 from simplified_tf import layers
+from simplified_tf.model_config import implementation
 
 F32 = jnp.float32
-# "blocked" (default) or "xla" (jnp.cumsum): a module switch for benchmarks/ab.py, same values.
-CUMSUM_IMPL = "blocked"
 
 
-def token_cumsum(x: jax.Array) -> jax.Array:
-    """Cumulative sum over axis 1 (tokens).
+def token_cumsum(x: jax.Array, impl: str = "blocked") -> jax.Array:
+    """Cumulative sum over axis 1 (tokens); `impl` "blocked" (below) or "xla" (jnp.cumsum).
 
     XLA CPU lowers `jnp.cumsum` over T tokens to a reduce_window of width T: T²/2 adds per channel,
     forward and backward. Split into blocks of about sqrt(T) tokens: a cumsum inside each block and
@@ -41,7 +40,7 @@ def token_cumsum(x: jax.Array) -> jax.Array:
     """
     T = x.shape[1]
     blk = next((b for b in range(int(T**0.5), 1, -1) if T % b == 0), 1)
-    if CUMSUM_IMPL == "xla" or blk == 1:
+    if impl == "xla" or blk == 1:
         return jnp.cumsum(x, axis=1)
     xb = x.reshape(x.shape[0], T // blk, blk, *x.shape[2:])
     within = jnp.cumsum(xb, axis=2)
@@ -79,7 +78,9 @@ def attention_probs(q_BTHK, k_BTHK, *, causal: bool, valid_BT=None) -> jax.Array
     return jnp.nan_to_num(probs)  # fully masked (padded) rows -> 0
 
 
-def centring_mean(v_BTHK: jax.Array, *, causal: bool, valid_BT=None) -> jax.Array:
+def centring_mean(
+    v_BTHK: jax.Array, *, causal: bool, valid_BT=None, cumsum_impl: str = "blocked"
+) -> jax.Array:
     """C V without building C: causal running mean or (masked) sequence mean, in float32."""
     v = v_BTHK.astype(F32)
     T = v.shape[1]
@@ -89,8 +90,8 @@ def centring_mean(v_BTHK: jax.Array, *, causal: bool, valid_BT=None) -> jax.Arra
         w_BT = valid_BT.astype(F32)
         v = v * w_BT[:, :, None, None]
     if causal:
-        num = token_cumsum(v)
-        den = token_cumsum(w_BT)
+        num = token_cumsum(v, cumsum_impl)
+        den = token_cumsum(w_BT, cumsum_impl)
     else:
         num = jnp.sum(v, axis=1, keepdims=True)
         den = jnp.sum(w_BT, axis=1, keepdims=True)
@@ -112,7 +113,9 @@ def _head_gain(g, dtype):
     return g[:, None] if getattr(g, "ndim", 0) == 1 else g
 
 
-def shaped_efficient(q, k, v, *, alpha, beta, gamma, causal: bool, valid_BT=None) -> jax.Array:
+def shaped_efficient(
+    q, k, v, *, alpha, beta, gamma, causal: bool, valid_BT=None, cumsum_impl: str = "blocked"
+) -> jax.Array:
     """β (A v) + α v − γ (C v); a gain of None drops its term. Shapes (B, T, H, K)."""
     mask = key_mask(q.shape[1], causal=causal, valid_BT=valid_BT)
     if causal and valid_BT is None:
@@ -123,7 +126,8 @@ def shaped_efficient(q, k, v, *, alpha, beta, gamma, causal: bool, valid_BT=None
     if alpha is not None:
         out = out + _head_gain(alpha, v.dtype) * v
     if gamma is not None:
-        out = out - _head_gain(gamma, v.dtype) * centring_mean(v, causal=causal, valid_BT=valid_BT)
+        centred = centring_mean(v, causal=causal, valid_BT=valid_BT, cumsum_impl=cumsum_impl)
+        out = out - _head_gain(gamma, v.dtype) * centred
     return out
 
 
@@ -173,6 +177,7 @@ class Attention(nnx.Module):
         self.head_dim = d // H
         self.shaped = cfg.attention == "shaped"
         self.impl = cfg.attn_impl
+        self.cumsum_impl = implementation(cfg, "cumsum_impl")
         std = cfg.init_std
         w_q = jnp.zeros((d, d), F32) if cfg.zero_init_query else layers.normal(rngs, (d, d), std)
         w_k = layers.normal(rngs, (d, d), std)
@@ -253,7 +258,9 @@ class Attention(nnx.Module):
         elif self.impl == "reference":
             o = shaped_reference(q, k, v, causal=causal, valid_BT=valid_BT, **gains)
         else:
-            o = shaped_efficient(q, k, v, causal=causal, valid_BT=valid_BT, **gains)
+            o = shaped_efficient(
+                q, k, v, causal=causal, valid_BT=valid_BT, cumsum_impl=self.cumsum_impl, **gains
+            )
         if valid_BT is not None:
             o = o * valid_BT[:, :, None, None].astype(o.dtype)
         probs = attention_probs(q, k, causal=causal, valid_BT=valid_BT) if return_probs else None

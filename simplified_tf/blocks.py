@@ -23,14 +23,14 @@ from flax import nnx
 
 from simplified_tf import layers
 from simplified_tf.attention import Attention
+from simplified_tf.model_config import implementation
 
 # Parallel blocks compute h W_qk and h W_1 as one matmul in the full-sequence forward (see
-# `Block._forward`) when a step has at least FUSE_MIN_TOKENS_PER_WIDTH x d tokens. A module switch,
-# not a config key: it changes speed, not the model. The concatenated weight (and splitting its
-# gradient) costs a copy per step, the wider GEMM saves time per token. A/B on a 2-core CPU (paired
-# rounds, noise ~5%; before the concatenation was rematerialised): sas_p step time -9% at 512
-# tokens x d=256, +7% at 256 tokens x d=512.
-FUSE_PARALLEL_INPUTS = True
+# `Block._forward`) when a step has at least FUSE_MIN_TOKENS_PER_WIDTH x d tokens, unless the model
+# config sets the implementation choice fuse_parallel_inputs=False (it changes speed, not the
+# model). The concatenated weight (and splitting its gradient) costs a copy per step, the wider GEMM
+# saves time per token. A/B on a 2-core CPU (paired rounds, noise ~5%; before the concatenation was
+# rematerialised): sas_p step time -9% at 512 tokens x d=256, +7% at 256 tokens x d=512.
 FUSE_MIN_TOKENS_PER_WIDTH = 2
 
 
@@ -46,6 +46,7 @@ class Block(nnx.Module):
     def __init__(self, cfg: ml_collections.ConfigDict, *, layer, is_first: bool, rngs: nnx.Rngs):
         d = cfg.width
         self.structure = cfg.structure
+        self.fuse_inputs = bool(implementation(cfg, "fuse_parallel_inputs"))
         self.attn_skip = bool(cfg.attn_skip)
         self.dropout_rate = float(cfg.dropout)
         self.attn = Attention(cfg, layer=layer, is_first=is_first, rngs=rngs)
@@ -54,9 +55,10 @@ class Block(nnx.Module):
         eps1 = cfg.norm_eps
         if cfg.norm == "none" and is_first and cfg.first_norm:
             kind1, eps1 = cfg.first_norm, cfg.first_norm_eps
-        self.norm1 = layers.make_norm(kind1, d, eps1, cfg.rms_eps_placement)
+        grad = implementation(cfg, "rmsnorm_grad")
+        self.norm1 = layers.make_norm(kind1, d, eps1, cfg.rms_eps_placement, grad)
         self.norm2 = (
-            layers.make_norm(cfg.norm, d, cfg.norm_eps, cfg.rms_eps_placement)
+            layers.make_norm(cfg.norm, d, cfg.norm_eps, cfg.rms_eps_placement, grad)
             if cfg.structure != "parallel"
             else None
         )
@@ -128,7 +130,7 @@ class Block(nnx.Module):
                 h, causal=causal, valid_BT=valid_BT, return_probs=return_probs, qk_BTE=qk
             )
 
-        return self._forward(x_BTD, attn_fn, rngs, fuse_inputs=FUSE_PARALLEL_INPUTS)
+        return self._forward(x_BTD, attn_fn, rngs, fuse_inputs=self.fuse_inputs)
 
     def decode(self, x_B1D, cache: dict, pos):
         """One causal decoding step; returns (x_out_B1D, new cache)."""

@@ -71,8 +71,11 @@ class Norm(nnx.Module):
     g * x / sqrt(mean x^2 + eps) with eps `inside`. LayerNorm has scale and bias (init 1 / 0).
     """
 
-    def __init__(self, kind: str, width: int, eps: float, placement: str = "outside"):
+    def __init__(
+        self, kind: str, width: int, eps: float, placement: str = "outside", grad: str = "custom"
+    ):
         self.kind = kind
+        self.grad = grad  # RMSNorm backward: "custom" (rms_norm's VJP) or "autodiff"
         self.eps = float(eps)
         self.placement = placement
         self.scale = nnx.Param(jnp.ones((width,), F32))
@@ -82,18 +85,13 @@ class Norm(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         x32 = x.astype(F32)
         if self.kind == "rmsnorm":
-            norm = rms_norm if RMSNORM_GRAD == "custom" else _rms_norm_autodiff
+            norm = rms_norm if self.grad == "custom" else _rms_norm_autodiff
             y = norm(x32, self.scale[...], self.eps, self.placement == "outside")
         else:
             mu = jnp.mean(x32, axis=-1, keepdims=True)
             var = jnp.mean(jnp.square(x32 - mu), axis=-1, keepdims=True)
             y = (x32 - mu) * jax.lax.rsqrt(var + self.eps) * self.scale[...] + self.bias[...]
         return y.astype(x.dtype)
-
-
-# "custom" (default): rms_norm's hand-written backward; "autodiff": the same formula differentiated
-# by JAX. A module switch for benchmarks/ab.py (the before/after of the custom backward).
-RMSNORM_GRAD = "custom"
 
 
 def _rms_norm_autodiff(x, scale, eps, outside):
@@ -141,11 +139,13 @@ def _rms_norm_bwd(eps, outside, res, dy):
 rms_norm.defvjp(_rms_norm_fwd, _rms_norm_bwd)
 
 
-def make_norm(kind: str, width: int, eps: float, placement: str = "outside") -> Norm | None:
+def make_norm(
+    kind: str, width: int, eps: float, placement: str = "outside", grad: str = "custom"
+) -> Norm | None:
     """A Norm, or None for kind 'none'/'' (no parameters, identity map)."""
     if kind in ("none", ""):
         return None
-    return Norm(kind, width, eps, placement)
+    return Norm(kind, width, eps, placement, grad)
 
 
 def apply_norm(norm: Norm | None, x: jax.Array) -> jax.Array:

@@ -178,6 +178,21 @@ def _defaults(kind: str, size: str) -> dict:
     )
 
 
+# Implementation choices: the same function computed by another program (benchmarks/ab.py times
+# each against its alternative; the first choice is the default). A config holds one only when it is
+# set, so default configs, and the run ids that hash them, do not change.
+IMPLEMENTATIONS = {
+    "rmsnorm_grad": ("custom", "autodiff"),  # RMSNorm backward: hand-written VJP | JAX autodiff
+    "cumsum_impl": ("blocked", "xla"),  # shaped attention's causal centring: blocked | jnp.cumsum
+    "fuse_parallel_inputs": (True, False),  # parallel block: one matmul for the QK and MLP inputs
+}
+
+
+def implementation(cfg: ml_collections.ConfigDict, key: str):
+    """The implementation choice `key` of a model config (its default when unset)."""
+    return cfg.get(key, IMPLEMENTATIONS[key][0])
+
+
 # The keys of a model config that take one of a fixed set of values, and those values.
 _CHOICES = {
     "kind": KINDS,
@@ -215,10 +230,9 @@ def model_config(
     if block not in SKIPLESS_BLOCKS:
         values["beta_ff"] = 1.0  # standard blocks: fixed beta_FF = 1; skipless keep the size preset
     for key, val in overrides.items():
-        if key not in values:
-            raise ConfigError(
-                f"Unknown model config key {key!r}. Valid keys: {', '.join(sorted(values))}."
-            )
+        if key not in values and key not in IMPLEMENTATIONS:
+            valid = sorted(values) + sorted(IMPLEMENTATIONS)
+            raise ConfigError(f"Unknown model config key {key!r}. Valid keys: {', '.join(valid)}.")
         if block == "sas_p_nonorm" and key == "norm" and val != "none":
             raise ConfigError(
                 f"block='sas_p_nonorm' has no norms, so norm={val!r} is contradictory; use "
@@ -234,6 +248,8 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """Checks choices and consistency; raises ConfigError naming the bad value and the choices."""
     for key, choices in _CHOICES.items():
         check_choice(f"model.{key}", cfg[key], choices)
+    for key, choices in IMPLEMENTATIONS.items():
+        check_choice(f"model.{key}", implementation(cfg, key), choices)
     for key in ("num_layers", "width", "num_heads", "d_ff", "vocab_size", "seq_len", "max_len"):
         if int(cfg[key]) < 1:
             raise ConfigError(f"model.{key}={cfg[key]!r} must be a positive integer.")

@@ -21,7 +21,7 @@ from flax import nnx
 
 from simplified_tf import layers
 from simplified_tf.blocks import Block
-from simplified_tf.model_config import validate
+from simplified_tf.model_config import implementation, validate
 
 F32 = jnp.float32
 
@@ -171,7 +171,11 @@ class _Model(nnx.Module):
         self.embed = Embed(cfg, rngs=rngs)
         self.blocks = Stack(cfg, rngs=rngs)
         self.final_norm = layers.make_norm(
-            cfg.final_norm, cfg.width, cfg.final_norm_eps, cfg.rms_eps_placement
+            cfg.final_norm,
+            cfg.width,
+            cfg.final_norm_eps,
+            cfg.rms_eps_placement,
+            implementation(cfg, "rmsnorm_grad"),
         )
 
     def _hidden(self, tokens_BT, *, causal, valid_BT, rng, return_hidden, return_probs):

@@ -18,9 +18,6 @@ import optax
 from trainloop.config_util import ConfigError, check_choice
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "sgdm")
-# AdamW as `fused_adamw` (same state, same updates to float32 rounding) instead of the optax chain.
-# A module switch, not a config key: it changes speed, not the optimiser.
-FUSE_ADAMW = True
 SCHEDULES = ("constant", "warmup_linear", "warmup_cosine")
 
 
@@ -116,7 +113,13 @@ def make_optimizer(
         frozen = path_mask(params, opt.frozen)
         labels = jax.tree_util.tree_map(lambda f: "frozen" if f else "train", frozen)
         tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
-    if FUSE_ADAMW and opt.name == "adamw":
+    # AdamW runs as `fused_adamw` (same state, same updates to float32 rounding) unless the config
+    # sets the implementation choice optimizer.fused=False (held only when set, so default configs
+    # and the run ids that hash them do not change).
+    fused = opt.get("fused", True)
+    if not isinstance(fused, bool):
+        raise ConfigError(f"optimizer.fused={fused!r} must be True or False.")
+    if fused and opt.name == "adamw":
         tx = fused_adamw(
             tx, schedule, opt, decay_mask=decay_mask if wd else None, frozen_mask=frozen
         )

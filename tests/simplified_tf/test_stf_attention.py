@@ -155,3 +155,22 @@ def test_token_cumsum_equals_cumsum(T):
     g, g_ref = grad(attention.token_cumsum), grad(lambda y: jnp.cumsum(y, axis=1))
     # float32 sums of up to T terms in another order: errors relative to the largest entry
     chex.assert_trees_all_close(g, g_ref, atol=1e-5 * float(jnp.abs(g_ref).max()))
+
+
+def test_implementation_choices_are_config_keys_held_only_when_set():
+    from simplified_tf.model_config import IMPLEMENTATIONS, implementation, model_config
+    from trainloop.config_util import ConfigError
+
+    default = model_config("sas_p", "tiny")
+    assert not set(IMPLEMENTATIONS) & set(default)  # default configs (and run ids) unchanged
+    assert implementation(default, "cumsum_impl") == "blocked"
+    xla = model_config("sas_p", "tiny", cumsum_impl="xla")
+    assert implementation(xla, "cumsum_impl") == "xla"
+    with pytest.raises(ConfigError, match=r"model.cumsum_impl='scan'. Valid choices: blocked, xla"):
+        model_config("sas_p", "tiny", cumsum_impl="scan")
+    # the choice reaches the traced program: jnp.cumsum over all T tokens vs the blocked form
+    x = jnp.ones((1, 16, 2, 4))
+    for cfg, blocked in ((default, True), (xla, False)):
+        impl = implementation(cfg, "cumsum_impl")
+        jaxpr = str(jax.make_jaxpr(lambda v, impl=impl: attention.token_cumsum(v, impl))(x))
+        assert ("reshape" in jaxpr) == blocked

@@ -12,10 +12,8 @@ from simplified_tf import blocks
 from tests.simplified_tf.stf_helpers import tiny, tokens
 
 
-def _loss_and_grads(model, toks, fused: bool, monkeypatch):
-    """(loss, logits, grads, jaxpr text) with the fusion switch set while tracing."""
-    monkeypatch.setattr(blocks, "FUSE_PARALLEL_INPUTS", fused)
-    monkeypatch.setattr(blocks, "FUSE_MIN_TOKENS_PER_WIDTH", 0)
+def _loss_and_grads(model, toks):
+    """(loss, logits, grads, jaxpr text) of `model` on `toks`."""
     graphdef, state = nnx.split(model)
 
     def loss(st):
@@ -30,10 +28,10 @@ def _loss_and_grads(model, toks, fused: bool, monkeypatch):
 
 @pytest.mark.parametrize("block", ["parallel", "sas_p"])
 def test_fused_parallel_inputs_match_separate_matmuls(block, monkeypatch):
-    model = tiny(block)
+    monkeypatch.setattr(blocks, "FUSE_MIN_TOKENS_PER_WIDTH", 0)
     toks = tokens(2, 16)
-    v0, l0, g0, jaxpr0 = _loss_and_grads(model, toks, False, monkeypatch)
-    v1, l1, g1, jaxpr1 = _loss_and_grads(model, toks, True, monkeypatch)
+    v0, l0, g0, jaxpr0 = _loss_and_grads(tiny(block, fuse_parallel_inputs=False), toks)
+    v1, l1, g1, jaxpr1 = _loss_and_grads(tiny(block), toks)  # the default: fused
     # the fused program really differs: one concatenated weight per block
     assert jaxpr1.count("concatenate") > jaxpr0.count("concatenate")
     chex.assert_trees_all_close(l1, l0, atol=1e-5, rtol=1e-5)

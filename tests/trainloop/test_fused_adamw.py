@@ -12,12 +12,9 @@ from trainloop.checkpoint import structure_signature
 
 
 def _tx(opt, steps, params, fused: bool):
-    old = optim.FUSE_ADAMW
-    optim.FUSE_ADAMW = fused
-    try:
-        return optim.make_optimizer(opt, steps, params)[0]
-    finally:
-        optim.FUSE_ADAMW = old
+    opt = opt.copy_and_resolve_references()
+    opt.fused = fused
+    return optim.make_optimizer(opt, steps, params)[0]
 
 
 @pytest.mark.parametrize("frozen", [False, True])
