@@ -17,14 +17,7 @@ import jax
 import ml_collections
 
 from trainloop import mesh as mesh_lib
-from trainloop.optim import make_optimizer
-from trainloop.step import (
-    eval_accum_steps,
-    make_eval_step,
-    make_init_state,
-    make_train_step,
-    step_table,
-)
+from trainloop.step import build_programs, eval_accum_steps, make_eval_step
 from trainloop.task import Task
 
 GiB = 2**30
@@ -71,30 +64,19 @@ def compiled_memory(
 
     `train_batch` / `eval_batch` are pytrees of `jax.ShapeDtypeStruct` (global shapes).
     """
-    mesh = mesh_lib.make_mesh(config.mesh, devices)
-    mesh_lib.check_batch_divisible(config.batch_size, config.grad_accum_steps, mesh)
-    init_key, step_key, data_key, eval_key = jax.random.split(jax.random.key(config.seed), 4)
-    abstract_params = jax.eval_shape(task.init, init_key)
-    num_steps = int(config.num_steps)
-    tx, schedule = make_optimizer(config.optimizer, num_steps, abstract_params, step_table(config))
-    init_state = make_init_state(task, tx)
-    abstract_state = jax.eval_shape(init_state, init_key)
-    shardings = mesh_lib.tree_shardings(abstract_state, mesh, int(config.mesh.fsdp_min_size))
-    shardings["step"] = shardings["nonfinite"] = mesh_lib.replicated(mesh)
-    batch_sharding = mesh_lib.batch_sharding(mesh)
-
-    step_fn = make_train_step(task, tx, schedule, config, mesh, step_key, data_key)
-    train = jax.jit(
-        step_fn,
-        donate_argnums=(0,),
-        in_shardings=(shardings, batch_sharding),
-        out_shardings=(shardings, None),
+    programs = build_programs(config, task, devices)
+    batch_sharding = mesh_lib.batch_sharding(programs.mesh)
+    sharded = lambda batch: jax.tree_util.tree_map(
+        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=batch_sharding), batch
     )
-    eval_fn = make_eval_step(task, eval_key, eval_accum_steps(config))
-    evaluate = jax.jit(eval_fn, in_shardings=(shardings["params"], batch_sharding))
+    eval_fn = make_eval_step(task, programs.eval_key, eval_accum_steps(config))
+    evaluate = jax.jit(eval_fn, in_shardings=(programs.shardings["params"], batch_sharding))
+    train = programs.train_step.lower(programs.abstract_state, sharded(train_batch))
     return {
-        "train": StepMemory.of(train.lower(abstract_state, train_batch).compile()),
-        "eval": StepMemory.of(evaluate.lower(abstract_state["params"], eval_batch).compile()),
+        "train": StepMemory.of(train.compile()),
+        "eval": StepMemory.of(
+            evaluate.lower(programs.abstract_state["params"], eval_batch).compile()
+        ),
     }
 
 

@@ -88,25 +88,8 @@ def make_optimizer(
         no_decay = path_mask(params, opt.no_decay)
         decay_mask = jax.tree_util.tree_map(lambda m: not m, no_decay)
 
-    chain = []
-    if opt.clip_norm:
-        chain.append(optax.clip_by_global_norm(float(opt.clip_norm)))
-    if opt.name == "adamw":
-        chain.append(
-            optax.adamw(
-                schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps, weight_decay=wd, mask=decay_mask
-            )
-        )
-    elif opt.name == "adam":
-        if wd:
-            chain.append(optax.add_decayed_weights(wd, mask=decay_mask))
-        chain.append(optax.adam(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps))
-    else:
-        if wd:
-            chain.append(optax.add_decayed_weights(wd, mask=decay_mask))
-        momentum = float(opt.momentum) if opt.name == "sgdm" else None
-        chain.append(optax.sgd(schedule, momentum=momentum, nesterov=opt.nesterov))
-    tx = optax.chain(*chain)
+    clip = [optax.clip_by_global_norm(float(opt.clip_norm))] if opt.clip_norm else []
+    tx = optax.chain(*clip, *_update_rule(opt, schedule, wd, decay_mask))
 
     frozen = None
     if opt.frozen:
@@ -124,6 +107,19 @@ def make_optimizer(
             tx, schedule, opt, decay_mask=decay_mask if wd else None, frozen_mask=frozen
         )
     return tx, schedule
+
+
+def _update_rule(opt, schedule, wd: float, decay_mask) -> list[optax.GradientTransformation]:
+    """The optimiser after clipping: AdamW (decay inside), or Adam / SGD(M) with the decay added
+    to the gradient first."""
+    if opt.name == "adamw":
+        kw = dict(b1=opt.b1, b2=opt.b2, eps=opt.eps, weight_decay=wd, mask=decay_mask)
+        return [optax.adamw(schedule, **kw)]
+    decay = [optax.add_decayed_weights(wd, mask=decay_mask)] if wd else []
+    if opt.name == "adam":
+        return [*decay, optax.adam(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps)]
+    momentum = float(opt.momentum) if opt.name == "sgdm" else None
+    return [*decay, optax.sgd(schedule, momentum=momentum, nesterov=opt.nesterov)]
 
 
 def _leaves(tree):
