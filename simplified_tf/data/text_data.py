@@ -78,24 +78,14 @@ class DataConfig:
         """Missing keys take the defaults of `default_data_config("bert")` (the masking ones are
         only read by the MLM task); `mask_eos` (decoder targets), an expert switch, is True."""
         v = {"mask_eos": True} | default_data_config("bert").to_dict() | dict(cfg)
-        out = cls(
-            source=str(v["source"]),
-            tokenizer=str(v["tokenizer"]),
-            vocab_size=int(v["vocab_size"]),
-            seq_len=int(v["seq_len"]),
-            packing=str(v["packing"]),
-            val_fraction=float(v["val_fraction"]),
-            max_documents=int(v["max_documents"]),
-            cache_dir=str(v["cache_dir"]),
-            text_field=str(v["text_field"]),
-            eval_batches=int(v["eval_batches"]),
-            tokenizer_train_bytes=int(v["tokenizer_train_bytes"]),
-            shard_tokens=int(v["shard_tokens"]),
-            mask_eos=bool(v["mask_eos"]),
-            mask=masking.MaskSpec(
-                float(v["mask_prob"]), float(v["mask_token_prob"]), float(v["random_token_prob"])
-            ),
+        cast = {"str": str, "int": int, "float": float, "bool": bool}
+        scalars = {
+            f.name: cast[f.type](v[f.name]) for f in dataclasses.fields(cls) if f.type in cast
+        }
+        mask = masking.MaskSpec(
+            float(v["mask_prob"]), float(v["mask_token_prob"]), float(v["random_token_prob"])
         )
+        out = cls(**scalars, mask=mask)
         check_choice("data.packing", out.packing, batches.PACKINGS)
         check_min("data.seq_len", out.seq_len, 2)
         check_min("data.eval_batches", out.eval_batches, 0)
