@@ -125,20 +125,22 @@ def run(ctx) -> C.FigureResult:
         f"Fig. 8 (depth, Setting 1, d=5, n=20, B=1000, clip 1; seeds {list(p.depth_seeds)}, "
         f"{p.depth_steps:,} iterations): learning rate per (L, optimiser) = best seed-mean training "
         f"loss over the last 100 steps on the grid [{grid}], widened while the best point is on its "
-        "edge (chosen values in the legends). Row 1: fixed-batch loss, mean ± std/4; row 2: R_med "
-        "every 250 iterations, mean ± std/2; log axes. Noise row: grad_noise_depth.png."
+        "edge (chosen values in the legends); log axes. "
     )
+    files = "depth_loss.png: loss; depth_condition_number.png: R_med; grad_noise_depth.png: noise."
+    cap_loss = cap + "Fixed-batch loss, mean ± std/4. Rows of the paper's figure: " + files
+    cap_r = cap + "R_med every 250 iterations, mean ± std/2. Rows of the paper's figure: " + files
     pngs = [
         plots.curve_panels(
             {f"L={L}": per[L]["loss"] for L in p.depths},
             C.png(ctx, "depth_loss.png"),
-            cap,
+            cap_loss,
             "Loss (fixed batch)",
         ),
         plots.curve_panels(
             {f"L={L}": per[L]["r_med"] for L in p.depths},
             C.png(ctx, "depth_condition_number.png"),
-            cap,
+            cap_r,
             "R_med",
         ),
     ]
@@ -159,4 +161,6 @@ def run(ctx) -> C.FigureResult:
     )
     budget = C.seeds_steps(len(p.depth_seeds), p.depth_steps) + " per (L, optimiser, lr)"
     row = C.Row("Fig. 8: depth (loss and R_med rows)", PAPER, ours, verdicts, budget, pngs)
-    return C.FigureResult("depth", cap, pngs, table, [row], nums)
+    return C.FigureResult(
+        "depth", cap + "Rows of the paper's figure: " + files, pngs, table, [row], nums
+    )
