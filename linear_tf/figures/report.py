@@ -209,13 +209,16 @@ def _timing_table(main: dict, timings: list[dict]) -> list[str]:
 
 
 def copy_pngs(main: dict, results_dir: str, png_dir: str) -> list[str]:
-    """Copies the PNGs the section links to from the run's output directory into `png_dir`."""
+    """Copies the PNGs the section links to from the run's output directory into `png_dir` (none
+    when they are the same directory, e.g. re-rendering from the published summary)."""
     os.makedirs(png_dir, exist_ok=True)
     copied = []
     for fig in main["figures"].values():
         for p in fig["pngs"]:
-            shutil.copy2(os.path.join(results_dir, p), os.path.join(png_dir, p))
-            copied.append(os.path.join(png_dir, p))
+            src, dst = os.path.join(results_dir, p), os.path.join(png_dir, p)
+            if not (os.path.exists(dst) and os.path.samefile(src, dst)):
+                shutil.copy2(src, dst)
+                copied.append(dst)
     return copied
 
 

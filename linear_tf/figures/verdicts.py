@@ -39,13 +39,15 @@ class Verdict:
     threshold: float
     statistic: str  # what x is, e.g. "log(SGDM/Adam final loss)"
     unit: str = "seeds"
+    undefined: int = 0  # values left out as NaN (e.g. a seed on which both optimisers diverged)
 
     def summary(self) -> str:
         held = int(round(self.fraction * self.n))
         std = "n/a" if not np.isfinite(self.std) else f"{self.std:.3g}"
+        left_out = f"; {self.undefined} left out, undefined" if self.undefined else ""
         return (
             f"{self.claim}: {self.label.upper()} ({self.statistic} = {self.mean:.3g} ± {std}, "
-            f"> {self.threshold:g} for {held}/{self.n} {self.unit})"
+            f"> {self.threshold:g} for {held}/{self.n} {self.unit}{left_out})"
         )
 
     def to_json(self) -> dict:
@@ -55,13 +57,16 @@ class Verdict:
 def judge(
     values, claim: str, statistic: str, threshold: float = 0.0, unit: str = "seeds"
 ) -> Verdict:
-    """The verdict on "x > threshold" from per-seed values x (NaN values are ignored; an infinite
-    value, e.g. a diverged run's log loss, counts with its sign)."""
+    """The verdict on "x > threshold" from per-seed values x (NaN values are left out and counted;
+    an infinite value, e.g. a diverged run's log loss, counts with its sign)."""
     x = np.asarray(values, np.float64).ravel()
+    undefined = int(np.isnan(x).sum())
     x = x[~np.isnan(x)]
     n = int(x.size)
     if n == 0:
-        return Verdict(claim, "contradicted", np.nan, np.nan, 0, 0.0, threshold, statistic, unit)
+        return Verdict(
+            claim, "contradicted", np.nan, np.nan, 0, 0.0, threshold, statistic, unit, undefined
+        )
     with np.errstate(invalid="ignore"):
         mean = float(np.mean(x))
         std = float(np.std(x, ddof=1)) if n > 1 else float("nan")
@@ -71,7 +76,7 @@ def judge(
         label = "reproduced" if frac >= MIN_FRACTION and clear else "weak"
     else:
         label = "mixed" if frac > 0.5 else "contradicted"
-    return Verdict(claim, label, mean, std, n, frac, threshold, statistic, unit)
+    return Verdict(claim, label, mean, std, n, frac, threshold, statistic, unit, undefined)
 
 
 def log_ratio(numerator, denominator) -> np.ndarray:

@@ -161,6 +161,8 @@ def test_summary_and_section_render_from_the_record(tmp_path):
     assert report.copy_pngs(loaded, str(tmp_path), str(tmp_path / "docs")) == [
         str(tmp_path / "docs" / "a.png")
     ]
+    # re-rendering from the published copy copies nothing onto itself
+    assert report.copy_pngs(loaded, str(tmp_path / "docs"), str(tmp_path / "docs")) == []
 
 
 TINY = dataclasses.replace(

@@ -30,7 +30,8 @@ def test_verdict_counts_fraction_threshold_and_ignores_nan():
     v = V.judge([0.7, 0.9, np.nan, 0.2], "frac", "fraction", threshold=0.5)
     assert v.n == 3 and v.fraction == pytest.approx(2 / 3) and v.label == "weak"
     assert v.mean == pytest.approx(0.6) and v.std == pytest.approx(np.std([0.7, 0.9, 0.2], ddof=1))
-    assert "2/3 seeds" in v.summary() and "WEAK" in v.summary()
+    assert "2/3 seeds; 1 left out, undefined)" in v.summary() and "WEAK" in v.summary()
+    assert v.undefined == 1 and "left out" not in V.judge([0.7], "c", "x").summary()
     assert V.judge([np.nan], "c", "x").label == "contradicted"
 
 
