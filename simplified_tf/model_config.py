@@ -43,16 +43,8 @@ DTYPES = ("float32", "bfloat16")
 # "quick" is the reproduction's quick protocol (scripts/reproduce_simplified_tf.py --quick): small
 # enough that every figure's LR-tuned, multi-seed run set fits in under 40 minutes on 2 CPU cores
 # (its depth figure uses 2 and 8 layers of this width).
-_SIZE_FIELDS = (
-    "num_layers",
-    "width",
-    "num_heads",
-    "d_ff",
-    "vocab_size",
-    "seq_len",
-    "max_len",
-    "beta_ff",
-)
+_SHAPE_FIELDS = ("num_layers", "width", "num_heads", "d_ff", "vocab_size", "seq_len", "max_len")
+_SIZE_FIELDS = _SHAPE_FIELDS + ("beta_ff",)
 # fmt: off
 _SIZE_ROWS = {
     #          layers width heads  d_ff   vocab  seq   max   beta_ff
@@ -250,7 +242,7 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         check_choice(f"model.{key}", cfg[key], choices)
     for key, choices in IMPLEMENTATIONS.items():
         check_choice(f"model.{key}", implementation(cfg, key), choices)
-    for key in ("num_layers", "width", "num_heads", "d_ff", "vocab_size", "seq_len", "max_len"):
+    for key in _SHAPE_FIELDS:
         if int(cfg[key]) < 1:
             raise ConfigError(f"model.{key}={cfg[key]!r} must be a positive integer.")
     if cfg.width % cfg.num_heads:

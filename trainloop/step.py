@@ -208,8 +208,6 @@ class Programs:
     """What a run compiles and starts from, built once by `build_programs`."""
 
     mesh: Any
-    tx: Any
-    schedule: Callable
     init_key: jax.Array
     eval_key: jax.Array
     init_state: Callable  # init key -> train state (pure)
@@ -242,6 +240,5 @@ def build_programs(config: ml_collections.ConfigDict, task: Task, devices=None) 
     step_fn = make_train_step(task, tx, schedule, config, mesh, step_key, data_key)
     train_step = jax.jit(step_fn, donate_argnums=(0,), out_shardings=(shardings, None))
     return Programs(
-        mesh, tx, schedule, init_key, eval_key, init_state, shardings, abstract_state, step_fn,
-        train_step,
-    )  # fmt: skip
+        mesh, init_key, eval_key, init_state, shardings, abstract_state, step_fn, train_step
+    )

@@ -127,9 +127,12 @@ def run(ctx) -> C.FigureResult:
         f"loss over the last 100 steps on the grid [{grid}], widened while the best point is on its "
         "edge (chosen values in the legends); log axes. "
     )
-    files = "depth_loss.png: loss; depth_condition_number.png: R_med; grad_noise_depth.png: noise."
-    cap_loss = cap + "Fixed-batch loss, mean ± std/4. Rows of the paper's figure: " + files
-    cap_r = cap + "R_med every 250 iterations, mean ± std/2. Rows of the paper's figure: " + files
+    rows = (
+        "Rows of the paper's figure: depth_loss.png: loss; depth_condition_number.png: R_med; "
+        "grad_noise_depth.png: noise."
+    )
+    cap_loss = cap + "Fixed-batch loss, mean ± std/4. " + rows
+    cap_r = cap + "R_med every 250 iterations, mean ± std/2. " + rows
     pngs = [
         plots.curve_panels(
             {f"L={L}": per[L]["loss"] for L in p.depths},
@@ -161,6 +164,4 @@ def run(ctx) -> C.FigureResult:
     )
     budget = C.seeds_steps(len(p.depth_seeds), p.depth_steps) + " per (L, optimiser, lr)"
     row = C.Row("Fig. 8: depth (loss and R_med rows)", PAPER, ours, verdicts, budget, pngs)
-    return C.FigureResult(
-        "depth", cap + "Rows of the paper's figure: " + files, pngs, table, [row], nums
-    )
+    return C.FigureResult("depth", cap + rows, pngs, table, [row], nums)
